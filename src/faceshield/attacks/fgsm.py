@@ -1,0 +1,23 @@
+"""FGSM (Goodfellow et al. 2015), Landmark Breaker's *Base1*: one sign step of size eps."""
+from __future__ import annotations
+
+import torch
+
+from faceshield.attacks.base import Attack, Loss
+
+
+class FGSM(Attack):
+    """Single step ``x_adv = clip(x - eps * sign(grad L(x, x)))``. Distance measure: Linf.
+
+    Args:
+        loss: per-sample loss to minimise. eps: budget (Default: 15/255). ``alpha`` and ``steps``
+            are fixed to ``eps`` and 1.
+    """
+
+    name = "fgsm"
+
+    def __init__(self, loss: Loss, *, eps: float = 15 / 255, quantize: bool = True, **_: object) -> None:
+        super().__init__(loss, eps=eps, alpha=eps, steps=1, budget="project", quantize=quantize)
+
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad

@@ -1,0 +1,136 @@
+"""Per-sample losses for the attack engine: ``loss(x_adv, x_clean) -> (B,)``, lower = more damage.
+
+* :func:`heatmap_cosine_loss` / :class:`HeatmapCosineLoss` - Landmark Breaker Eq. 1: cosine
+  similarity between the heat-maps predicted on ``x_adv`` and on the clean image, averaged over the
+  K heat-maps (Eq. 1 sums them; the mean keeps the value in [-1, 1]: 1 for identical heat-maps).
+* :class:`LandmarkDisplacementLoss` - for regression extractors: minus the NME between landmarks
+  on ``x_adv`` and on the clean image (normalised by the clean inter-ocular distance).
+* :class:`SumLoss` - an ensemble over several extractors (weighted sum of their losses).
+
+Faces: each loss takes ``rois``, a list with one ``(F_b, 4)`` array of boxes per sample (``Face.roi``
+in pixels); a sample's loss is the sum over its faces. With ``jitter`` the boxes are also shifted
+and scaled by a fixed, deterministic pattern, so that a perturbation holds when the real detector
+places the box a little differently on the protected image (an ensemble over box jitter).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from faceshield.metrics.nme import nme
+from faceshield.models.base import LandmarkExtractor
+
+
+def heatmap_cosine_loss(h_adv: torch.Tensor, h_clean: torch.Tensor) -> torch.Tensor:
+    """Landmark Breaker Eq. 1, mean over heat-maps.
+
+    Args:
+        h_adv, h_clean: ``(B, K, h, w)`` heat-maps.
+
+    Returns:
+        ``(B,)`` mean over k of ``<h_k, h'_k> / (||h_k|| ||h'_k||)``, in [-1, 1].
+    """
+    if h_adv.shape != h_clean.shape or h_adv.ndim != 4:
+        raise ValueError(f"heatmap_cosine_loss: expected two (B, K, h, w) tensors, got {tuple(h_adv.shape)} and {tuple(h_clean.shape)}")
+    return nn.functional.cosine_similarity(h_adv.flatten(2), h_clean.flatten(2), dim=2, eps=1e-12).mean(1)
+
+
+def jitter_boxes(boxes: torch.Tensor, n: int, shift: float = 0.05, scale: float = 0.05) -> torch.Tensor:
+    """Deterministic box jitter: ``(F, 4) -> (F * n, 4)``; copy 0 is the box itself, the others are
+    shifted by +-``shift`` of the box size along x / y and scaled by ``1 +- scale`` (a fixed pattern,
+    so results are reproducible and independent of the batch)."""
+    if n <= 1:
+        return boxes
+    pattern = [(0, 0, 1), (1, 0, 1), (-1, 0, 1), (0, 1, 1), (0, -1, 1), (0, 0, 1 + scale), (0, 0, 1 - scale), (1, 1, 1 - scale), (-1, -1, 1 + scale)]
+    p = torch.tensor([pattern[i % len(pattern)] for i in range(n)], dtype=boxes.dtype, device=boxes.device)
+    wh = (boxes[:, 2:] - boxes[:, :2])[:, None]  # (F, 1, 2)
+    c = (boxes[:, :2] + boxes[:, 2:])[:, None] / 2 + p[None, :, :2] * shift * wh
+    half = wh / 2 * p[None, :, 2:]
+    return torch.cat([c - half, c + half], dim=-1).reshape(-1, 4)
+
+
+class _FaceLoss(nn.Module):
+    """Shared plumbing: flatten faces of all samples, jitter, and sum per-face losses per sample."""
+
+    def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1) -> None:
+        super().__init__()
+        if not extractor.differentiable:
+            raise ValueError(f"{extractor.name} is a {extractor.kind.value} extractor: it cannot be attacked directly (use it for evaluation/transfer)")
+        self.extractor = extractor
+        self.jitter = int(jitter)
+        flat, owner = [], []
+        for b, r in enumerate(rois):
+            r = np.asarray(r, dtype=np.float32).reshape(-1, 4)
+            flat.append(r)
+            owner += [b] * len(r)
+        self.n_samples = len(rois)
+        self.register_buffer("boxes", jitter_boxes(torch.from_numpy(np.concatenate(flat)), self.jitter))
+        self.register_buffer("owner", torch.tensor(owner, dtype=torch.long).repeat_interleave(max(self.jitter, 1)))
+        self._ref: torch.Tensor | None = None
+        self._ref_key: tuple | None = None
+
+    def reference(self, x_clean: torch.Tensor) -> torch.Tensor:
+        key = (x_clean.data_ptr(), tuple(x_clean.shape), x_clean._version)
+        if self._ref is None or self._ref_key != key:
+            with torch.no_grad():
+                self._ref = self.predict(x_clean)
+            self._ref_key = key
+        return self._ref
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def per_face(self, pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
+        if x_adv.shape[0] != self.n_samples:
+            raise ValueError(f"expected a batch of {self.n_samples} images (one rois entry each), got {x_adv.shape[0]}")
+        per_face = self.per_face(self.predict(x_adv), self.reference(x_clean))
+        out = torch.zeros(self.n_samples, dtype=per_face.dtype, device=per_face.device)
+        return out.index_add(0, self.owner, per_face) / max(self.jitter, 1)
+
+
+class LandmarkDisplacementLoss(_FaceLoss):
+    """``-NME(landmarks(x_adv), landmarks(x_clean))`` summed over a sample's faces (regression extractors).
+
+    Args:
+        extractor: a differentiable :class:`LandmarkExtractor`.
+        rois: per sample, ``(F_b, 4)`` boxes (``Face.roi``) in pixels.
+        jitter: number of deterministic box-jitter copies per face (1 = no jitter).
+    """
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extractor.landmarks(x, self.boxes, self.owner)
+
+    def per_face(self, pred, ref):
+        return -nme(pred, ref, self.extractor.scheme)
+
+
+class HeatmapCosineLoss(_FaceLoss):
+    """Landmark Breaker Eq. 1 on a heat-map extractor (see :func:`heatmap_cosine_loss`)."""
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extractor.heatmaps(x, self.boxes, self.owner)
+
+    def per_face(self, pred, ref):
+        return heatmap_cosine_loss(pred, ref)
+
+
+class SumLoss(nn.Module):
+    """Ensemble: ``sum_i w_i * loss_i(x_adv, x_clean)``."""
+
+    def __init__(self, losses: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if not losses:
+            raise ValueError("SumLoss: expected at least one loss, got none")
+        self.losses = nn.ModuleList(losses)
+        self.weights = list(weights) if weights is not None else [1.0] * len(losses)
+        if len(self.weights) != len(self.losses):
+            raise ValueError(f"SumLoss: expected {len(self.losses)} weights, got {len(self.weights)}")
+
+    def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
+        return sum(w * f(x_adv, x_clean) for w, f in zip(self.weights, self.losses))

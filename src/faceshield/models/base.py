@@ -1,0 +1,88 @@
+"""The one interface every landmark extractor implements.
+
+An extractor has two faces:
+
+* ``detect(image)`` runs its *real, unmodified* pipeline (face detection + landmarks) on a saved
+  8-bit image. Evaluation always goes through this, for white-box and black-box extractors alike.
+* white-box extractors also expose the differentiable stage an attack needs:
+  ``landmarks(x, rois)`` and, for heat-map models, ``heatmaps(x, rois)``, on a differentiable crop
+  of the full image so gradients reach its pixels.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from faceshield.core.types import ExtractorKind, Face, PointScheme
+
+
+@dataclass(frozen=True)
+class ExtractorInfo:
+    """What ``faceshield models`` lists for an extractor."""
+
+    name: str
+    scheme: PointScheme
+    kind: ExtractorKind
+    weights: str  # where the weights come from, in words
+    description: str = ""
+
+
+class LandmarkExtractor(ABC):
+    """Base class of landmark extractors.
+
+    Subclasses set ``info`` and implement ``detect``; white-box ones also ``landmarks`` (and
+    ``heatmaps`` when the model has them).
+    """
+
+    info: ExtractorInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def scheme(self) -> PointScheme:
+        return self.info.scheme
+
+    @property
+    def kind(self) -> ExtractorKind:
+        return self.info.kind
+
+    @property
+    def differentiable(self) -> bool:
+        return self.info.kind is not ExtractorKind.BLACKBOX
+
+    @abstractmethod
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Run the full pipeline on one image.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+
+        Returns:
+            One :class:`Face` per detected face (possibly empty), in pixels of ``image``.
+        """
+
+    def landmarks(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable landmarks.
+
+        Args:
+            x: ``(B, 3, H, W)`` RGB in ``[0, 1]``.
+            rois: ``(N, 4)`` ``x0, y0, x1, y1`` in pixels of ``x`` (``Face.roi``), one face per row.
+            index: ``(N,)`` long, which image each roi is in (default ``arange(B)``, needs N == B);
+                crops are taken with :func:`faceshield.faces.crop.crop_boxes`, never copying images.
+
+        Returns:
+            ``(N, K, 2)`` ``x, y`` in pixels of ``x``.
+        """
+        raise NotImplementedError(f"{self.name} is a {self.kind.value} extractor: it has no differentiable landmarks")
+
+    def heatmaps(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable heat-maps ``(N, K, h, w)`` for the faces in ``rois`` (heat-map models only)."""
+        raise NotImplementedError(f"{self.name} is a {self.kind.value} extractor: it has no heat-maps")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, points={self.scheme.n_points}, kind={self.kind.value})"

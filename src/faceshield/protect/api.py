@@ -1,0 +1,168 @@
+"""File-level Python API mirroring the CLI: :func:`protect` and :func:`evaluate`.
+
+    >>> import faceshield
+    >>> results = faceshield.protect(["me.jpg"], "protected/")          # doctest: +SKIP
+    >>> faceshield.evaluate("me.jpg", "protected/me.png").ssim_i          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import faceshield
+from faceshield.core.errors import FaceshieldError, OutputExistsError, WeightsNotFoundError
+from faceshield.io import LoadedImage, list_images, read_image, write_image_atomic, write_json_atomic
+from faceshield.models import LandmarkExtractor, create_extractor, list_extractors
+from faceshield.protect.evaluate import Evaluation, evaluate_pair
+from faceshield.protect.image import ProtectConfig, protect_array
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemResult:
+    """Outcome of one input file. ``ok`` False means ``error`` says why and nothing was written."""
+
+    input: Path
+    ok: bool
+    output: Path | None = None
+    report_path: Path | None = None
+    error: str | None = None
+    report: dict = field(default_factory=dict)
+    evaluation: Evaluation | None = None
+
+
+def available_extractors(names: Sequence[str] | None = None) -> tuple[list[LandmarkExtractor], list[str]]:
+    """Build extractors by name (default: every registered one); those whose weights or packages
+    are missing are skipped with a note instead of failing the run."""
+    built, notes = [], []
+    for n in names if names is not None else list_extractors():
+        try:
+            built.append(create_extractor(n))
+        except (WeightsNotFoundError, ImportError) as e:
+            notes.append(f"{n} skipped: {e}")
+    return built, notes
+
+
+def output_paths(inputs: Sequence[Path], output: Path) -> dict[Path, Path]:
+    """Where each input's protected PNG goes. ``output`` is a ``.png`` file for a single input,
+    otherwise a directory receiving ``<stem>.png`` (``<stem>_<ext>.png`` when two inputs share a stem)."""
+    if output.suffix.lower() == ".png" and len(inputs) == 1 and not output.is_dir():
+        return {inputs[0]: output}
+    stems: dict[str, int] = {}
+    for p in inputs:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    return {p: output / (f"{p.stem}.png" if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}.png") for p in inputs}
+
+
+def _versions() -> dict:
+    return {"faceshield": faceshield.__version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def protect(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    config: ProtectConfig | None = None,
+    *,
+    overwrite: bool = False,
+    evaluate_with: Sequence[str] | None = None,
+    max_pixels: int = 50_000_000,
+    on_item: Callable[[ItemResult], None] | None = None,
+) -> list[ItemResult]:
+    """Protect image files (or directories of them) and write lossless PNGs + a JSON report each.
+
+    Args:
+        inputs: image files and/or directories.
+        output: a directory, or a ``.png`` path when there is a single input.
+        config: :class:`ProtectConfig`.
+        overwrite: replace existing outputs (otherwise an existing output is an error for that item).
+        evaluate_with: extractors whose NME goes in the report (default: all available, white- and
+            black-box); ``[]`` skips the evaluation.
+        on_item: called after each item (e.g. to advance a progress bar).
+
+    Returns:
+        One :class:`ItemResult` per input; failed items have ``ok=False`` and wrote nothing.
+    """
+    config = config or ProtectConfig()
+    images, problems = list_images(inputs)
+    results = [ItemResult(input=p, ok=False, error=msg) for p, msg in problems]
+    for r in results:
+        if on_item:
+            on_item(r)
+    output = Path(output)
+    targets = {n: create_extractor(n) for n in config.targets}
+    evaluators, eval_notes = available_extractors(evaluate_with)
+    for src, dst in output_paths(images, output).items():
+        res = _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, max_pixels)
+        results.append(res)
+        if on_item:
+            on_item(res)
+    return results
+
+
+def _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, max_pixels) -> ItemResult:
+    report_path = dst.with_suffix(".json")
+    try:
+        if src.resolve() == dst.resolve():
+            raise OutputExistsError(f"{dst}: output would replace the original; choose another output")
+        for p in (dst, report_path):
+            if p.exists() and not overwrite:
+                raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
+        img: LoadedImage = read_image(src, max_pixels=max_pixels)
+        t0 = time.perf_counter()
+        result = protect_array(img.rgb, config, extractors=targets)
+        seconds = time.perf_counter() - t0
+        written = write_image_atomic(dst, result.rgb, img.alpha, overwrite=overwrite)
+        try:
+            saved = read_image(written, max_pixels=max(max_pixels, img.rgb.shape[0] * img.rgb.shape[1])).rgb  # measure what is on disk
+            evaluation = evaluate_pair(img.rgb, saved, evaluators, result.face_boxes) if evaluators else None
+            report = {
+                "input": str(src),
+                "output": str(written),
+                "size": [int(img.rgb.shape[1]), int(img.rgb.shape[0])],
+                "input_notes": img.notes,
+                "settings": config.to_dict(),
+                "faces": {n: [f.to_dict() for f in fs] for n, fs in result.faces.items()},
+                "loss": {"start": result.loss_start, "end": result.loss_end},
+                "seconds": round(seconds, 3),
+                "evaluation": evaluation.to_dict() if evaluation else None,
+                "evaluation_notes": list(eval_notes),
+                "metric_notes": "NME is a fraction of the normaliser distance, ground truth = the extractor's own points on the clean image; SSIM_I over the whole image, mask_ssim over the protected face boxes; linf in 8-bit levels of the saved file",
+                "versions": _versions(),
+            }
+            write_json_atomic(report_path, report, overwrite=overwrite)
+        except BaseException:
+            written.unlink(missing_ok=True)  # no half-finished item
+            raise
+        return ItemResult(input=src, ok=True, output=written, report_path=report_path, report=report, evaluation=evaluation)
+    except FaceshieldError as e:
+        return ItemResult(input=src, ok=False, error=str(e))
+    except (OSError, ValueError) as e:
+        return ItemResult(input=src, ok=False, error=f"{src}: {e}")
+
+
+def evaluate(
+    clean: str | Path,
+    protected: str | Path,
+    *,
+    extractors: Sequence[str] | None = None,
+    detector: str = "mtcnn",
+    max_pixels: int = 50_000_000,
+) -> Evaluation:
+    """Compare a protected file with its clean original (see :class:`Evaluation`).
+
+    Faces are those ``detector`` finds on the clean image; every extractor in ``extractors``
+    (default: all available) runs its own full pipeline on both files.
+    """
+    a = read_image(clean, max_pixels=max_pixels).rgb
+    b = read_image(protected, max_pixels=max_pixels).rgb
+    exts, _ = available_extractors(extractors)
+    boxes = [f.box for f in create_extractor(detector).detect(a)]
+    return evaluate_pair(a, b, exts, boxes)
