@@ -30,6 +30,7 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
         kwargs.pop("decay", None)
     if key == "pgd":
         kwargs.pop("budget", None)
+        kwargs.pop("start", None)
     return ATTACKS[key](loss, **kwargs)
 
 

@@ -12,20 +12,48 @@ Budget rules (``budget=``):
   would leave the eps-ball. With eps=15, alpha=1 (8-bit levels) this ends after at most
   ``min(T, ~eps/alpha + a few)`` steps, so fewer updates are taken than with projection.
 
-Every sample is optimised independently (per-sample loss, per-sample normalisation, per-sample
-stopping), so results do not depend on batch size.
+Starting point: at ``x_adv = x_clean`` both faceshield losses sit exactly at their optimum for the
+defender (Eq. 1's cosine is 1, the landmark displacement is 0), so their gradient is exactly zero
+and Alg. 1's first step would follow floating-point noise. The engine therefore starts from a
+sub-level dither (uniform in +-0.5/255, ``start="dither"``, the default) or a uniform random point
+of the eps-ball (``start="random"``, PGD), or exactly at the clean image (``start="clean"``).
+The noise of sample ``b`` is seeded by ``(seed, its 8-bit content)``, so runs are reproducible.
+
+Every sample is optimised independently (per-sample loss, per-sample noise, per-sample
+normalisation, per-sample stopping), so results do not depend on batch size. One more thing is
+needed for *bitwise* invariance on CPU: oneDNN (mkldnn) chooses convolution algorithms by batch
+size, which changes float rounding, and the sign of near-zero gradient components then flips. With
+``batch_invariant=True`` (default) the loop runs with oneDNN disabled (PyTorch's native kernels give
+identical per-sample results for any batch size); see ``benchmarks/`` for the cost.
 """
 from __future__ import annotations
 
 import math
+import warnings
+import zlib
 from collections.abc import Callable
 
 import torch
 
 from faceshield.core.check import check_image_tensor, check_positive
 
+# torch warns about Intel-GPU TF32 each time the oneDNN flags are toggled; irrelevant on CPU.
+warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BUDGET_RULES = ("project", "paper")
+STARTS = ("dither", "random", "clean")
+
+
+def per_sample_uniform(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Uniform noise in [0, 1) shaped like ``x``; sample ``b``'s noise depends only on ``seed`` and
+    ``x[b]``'s 8-bit content (never on the batch it is in)."""
+    out = torch.empty_like(x)
+    q = torch.round(x.detach() * 255).to(torch.uint8).cpu().numpy()
+    for b in range(x.shape[0]):
+        g = torch.Generator().manual_seed((int(seed) * 1_000_003 + zlib.crc32(q[b].tobytes())) % (2**62))
+        out[b] = torch.rand(x.shape[1:], generator=g, dtype=x.dtype).to(x.device)
+    return out
 
 
 def quantize_to_budget(x_adv: torch.Tensor, x_clean: torch.Tensor, eps: float) -> torch.Tensor:
@@ -55,6 +83,8 @@ class Attack:
         steps: maximum number of iterations T (Default: 20).
         budget: ``"project"`` or ``"paper"`` (see module docstring).
         quantize: round the result to 8 bits within the budget (what a saved PNG holds).
+        start: ``"dither"`` (default), ``"random"`` or ``"clean"`` (see module docstring).
+        batch_invariant: run without oneDNN so results are bitwise independent of batch size.
     """
 
     name = "attack"
@@ -68,6 +98,8 @@ class Attack:
         steps: int = 20,
         budget: str = "project",
         quantize: bool = True,
+        start: str = "dither",
+        batch_invariant: bool = True,
     ) -> None:
         if not callable(loss):
             raise TypeError(f"loss: expected a callable loss(x_adv, x_clean) -> (B,), got {type(loss).__name__}")
@@ -81,41 +113,50 @@ class Attack:
             raise ValueError(f"budget: expected one of {BUDGET_RULES}, got {budget!r}")
         self.budget = budget
         self.quantize = quantize
+        if start not in STARTS:
+            raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
+        self.start = start
+        self.batch_invariant = bool(batch_invariant)
         self.history: list[torch.Tensor] = []  # per-step mean loss of the last run, (B,) each
 
     # -- to override ---------------------------------------------------------------------------
     def reset(self, x: torch.Tensor) -> None:
         """Clear per-run state (e.g. momentum) before optimising ``x``."""
 
-    def init_delta(self, x: torch.Tensor, mask: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-        """Initial perturbation ``(B, 3, H, W)`` (zero: start from the clean image)."""
-        return torch.zeros_like(x)
+    def init_delta(self, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """Initial perturbation ``(B, 3, H, W)`` according to ``self.start``."""
+        if self.start == "clean":
+            return torch.zeros_like(x)
+        amp = self.eps if self.start == "random" else min(0.5 / 255, self.eps)
+        return per_sample_uniform(x, seed).mul_(2 * amp).sub_(amp)
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
         """Map the loss gradient ``(B, 3, H, W)`` to an ascent direction whose sign is stepped *against*."""
         raise NotImplementedError
 
     # -- the loop ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
         """Perturb ``x``.
 
         Args:
             x: ``(B, 3, H, W)`` RGB in [0, 1] (the clean images).
             mask: optional ``(B or 1, 1, H, W)`` in [0, 1]; pixels where it is 0 are never changed.
-            generator: random generator for random starts (seeded runs are reproducible).
+            seed: seed of the starting noise (same seed and images -> identical result).
 
         Returns:
             ``(B, 3, H, W)`` adversarial images in [0, 1] (8-bit grid if ``quantize``).
         """
-        x = check_image_tensor(x).detach()
+        with torch.no_grad(), torch.backends.mkldnn.flags(enabled=not self.batch_invariant):
+            return self._run(check_image_tensor(x).detach(), mask, seed)
+
+    def _run(self, x: torch.Tensor, mask: torch.Tensor | None, seed: int) -> torch.Tensor:
         if mask is not None:
             if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[-2:] != x.shape[-2:] or mask.shape[0] not in (1, x.shape[0]):
                 raise ValueError(f"mask: expected shape (B or 1, 1, {x.shape[2]}, {x.shape[3]}), got {tuple(mask.shape)}")
             mask = mask.to(x.dtype)
         self.reset(x)
         self.history = []
-        delta = self.init_delta(x, mask, generator)
+        delta = self.init_delta(x, seed)
         if mask is not None:
             delta.mul_(mask)
         delta = (x + delta).clamp_(0, 1).sub_(x)
@@ -145,4 +186,4 @@ class Attack:
         return quantize_to_budget(out, x, self.eps) if self.quantize else out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r})"
+        return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r})"

@@ -16,8 +16,8 @@ class FGSM(Attack):
 
     name = "fgsm"
 
-    def __init__(self, loss: Loss, *, eps: float = 15 / 255, quantize: bool = True, **_: object) -> None:
-        super().__init__(loss, eps=eps, alpha=eps, steps=1, budget="project", quantize=quantize)
+    def __init__(self, loss: Loss, *, eps: float = 15 / 255, quantize: bool = True, start: str = "dither", batch_invariant: bool = True, **_: object) -> None:
+        super().__init__(loss, eps=eps, alpha=eps, steps=1, budget="project", quantize=quantize, start=start, batch_invariant=batch_invariant)
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
         return grad

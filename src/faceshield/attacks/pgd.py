@@ -9,17 +9,15 @@ from faceshield.attacks.base import Attack
 class PGD(Attack):
     """I-FGSM from a uniform random start in the eps-ball, always projected.
 
-    Defaults: eps=15/255, alpha=1/255, steps=20. Pass ``generator`` to the call for reproducibility.
+    Defaults: eps=15/255, alpha=1/255, steps=20. The call's ``seed`` fixes the random start.
     """
 
     name = "pgd"
 
     def __init__(self, loss, **kwargs) -> None:
-        kwargs.setdefault("budget", "project")
+        kwargs["budget"] = "project"
+        kwargs["start"] = "random"
         super().__init__(loss, **kwargs)
-
-    def init_delta(self, x, mask, generator):
-        return torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul_(2 * self.eps).sub_(self.eps)
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
         return grad

@@ -135,8 +135,7 @@ def protect_array(rgb: np.ndarray, config: ProtectConfig | None = None, *, extra
         m = box_mask(sub.shape[-2:], [b - offset for b in face_boxes], scale=config.mask_scale)
         mask = torch.from_numpy(m)[None, None].float()
     attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget)
-    gen = torch.Generator().manual_seed(int(config.seed))
-    adv = attack(sub, mask, generator=gen)
+    adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
     out = rgb.copy()

@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from faceshield.attacks import FGSM, IFGSM, MIFGSM, PGD, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, heatmap_cosine_loss, quantize_to_budget
+
+ROIS = [[[16.0, 16.0, 48.0, 48.0]]]
+
+
+def rois(n):
+    return ROIS * n
+
+
+def test_heatmap_cosine_loss_is_one_for_identical_and_in_range():
+    h = torch.rand(2, 5, 8, 8)
+    assert torch.allclose(heatmap_cosine_loss(h, h), torch.ones(2))
+    v = heatmap_cosine_loss(h, -h)
+    assert torch.allclose(v, -torch.ones(2))
+
+
+def test_heatmap_cosine_loss_rejects_shape_mismatch():
+    with pytest.raises(ValueError, match="expected two"):
+        heatmap_cosine_loss(torch.rand(1, 5, 8, 8), torch.rand(1, 4, 8, 8))
+
+
+@pytest.mark.parametrize("cls", [FGSM, IFGSM, MIFGSM, PGD])
+def test_attack_lowers_heatmap_similarity_and_keeps_budget_after_rounding(cls, toy_extractor, images):
+    loss = HeatmapCosineLoss(toy_extractor, rois(len(images)))
+    adv = cls(loss, eps=15 / 255)(images, seed=0)
+    assert torch.allclose(loss(images, images), torch.ones(len(images)), atol=1e-5)
+    assert (loss(adv, images) < 0.99).all()
+    q = torch.round(adv * 255)
+    assert torch.equal(q, adv * 255) or torch.allclose(q, adv * 255, atol=1e-3)  # on the 8-bit grid
+    assert (q - torch.round(images * 255)).abs().max() <= 15
+    assert adv.min() >= 0 and adv.max() <= 1
+
+
+def test_non_integer_eps_is_floored_after_rounding(images, toy_extractor):
+    loss = HeatmapCosineLoss(toy_extractor, rois(len(images)))
+    adv = PGD(loss, eps=7.5 / 255, alpha=2 / 255, steps=3)(images, seed=0)
+    assert (torch.round(adv * 255) - torch.round(images * 255)).abs().max() <= 7
+
+
+def test_quantize_to_budget():
+    x = torch.full((1, 3, 2, 2), 100 / 255)
+    y = x + torch.tensor([20.4, -3.6, 0.2, 15.0]).reshape(1, 1, 2, 2) / 255
+    q = quantize_to_budget(y.clamp(0, 1), x, 15 / 255) * 255
+    assert torch.allclose(q[0, 0].flatten(), torch.tensor([115.0, 96.0, 100.0, 115.0]), atol=1e-4)
+
+
+def test_mifgsm_with_decay_differs_from_ifgsm(toy_extractor, images):
+    loss = HeatmapCosineLoss(toy_extractor, rois(len(images)))
+    a = MIFGSM(loss, decay=0.5)(images)
+    b = IFGSM(loss)(images)
+    c = MIFGSM(loss, decay=0.0)(images)
+    assert not torch.equal(a, b)
+    assert torch.equal(b, c)  # lambda = 0: the normalised gradient has the same sign as the gradient
+
+
+@pytest.mark.parametrize("method", ["fgsm", "ifgsm", "mifgsm", "pgd"])
+def test_results_do_not_depend_on_batch_size(method, toy_extractor, images):
+    kw = dict(eps=15 / 255, alpha=1 / 255, steps=5)
+    batch = create_attack(method, HeatmapCosineLoss(toy_extractor, rois(3)), **kw)(images, seed=3)
+    for i in range(3):
+        one = create_attack(method, HeatmapCosineLoss(toy_extractor, rois(1)), **kw)(images[i : i + 1], seed=3)
+        assert torch.equal(one[0], batch[i]), f"sample {i} changed with batch size"
+
+
+def test_paper_budget_rule_stops_inside_the_ball_without_projection(toy_extractor, images):
+    loss = HeatmapCosineLoss(toy_extractor, rois(len(images)))
+    atk = MIFGSM(loss, eps=4 / 255, alpha=1 / 255, steps=20, budget="paper", quantize=False)
+    adv = atk(images)
+    assert ((adv - images).abs().amax() * 255) <= 4 + 1e-4
+    assert len(atk.history) < 20  # stopped early: the 5th step would have left the ball
+    proj = MIFGSM(loss, eps=4 / 255, alpha=1 / 255, steps=20, budget="project", quantize=False)
+    proj(images)
+    assert len(proj.history) == 20
+
+
+def test_mask_confines_the_perturbation(toy_extractor, images):
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 20:40, 20:40] = 1
+    adv = MIFGSM(HeatmapCosineLoss(toy_extractor, rois(3)))(images, mask)
+    changed = (adv != images).any(1, keepdim=True)
+    assert changed.any()
+    assert not (changed & (mask == 0)).any()
+
+
+def test_landmark_displacement_loss_moves_landmarks(toy_extractor, images):
+    loss = LandmarkDisplacementLoss(toy_extractor, rois(3), jitter=3)
+    assert torch.allclose(loss(images, images)[0:1], torch.zeros(1), atol=0.05)  # jitter copies differ slightly
+    adv = MIFGSM(loss)(images)
+    assert (loss(adv, images) < loss(images, images) - 0.05).all()
+
+
+def test_sum_loss_is_the_sum(toy_extractor, images):
+    a = HeatmapCosineLoss(toy_extractor, rois(3))
+    b = LandmarkDisplacementLoss(toy_extractor, rois(3))
+    s = SumLoss([a, b], [1.0, 2.0])
+    assert torch.allclose(s(images, images), a(images, images) + 2 * b(images, images))
+
+
+def test_bad_arguments_have_clear_errors(toy_extractor, images):
+    loss = HeatmapCosineLoss(toy_extractor, rois(3))
+    with pytest.raises(ValueError, match="eps: expected > 0"):
+        IFGSM(loss, eps=0)
+    with pytest.raises(ValueError, match="budget: expected one of"):
+        IFGSM(loss, budget="nope")
+    with pytest.raises(ValueError, match="unknown attack 'deepfool'"):
+        create_attack("deepfool", loss)
+    with pytest.raises(ValueError, match=r"expected values in \[0, 1\]"):
+        IFGSM(loss)(images * 2)
+    with pytest.raises(ValueError, match="expected a batch of 3 images"):
+        IFGSM(loss)(images[:1])
