@@ -463,26 +463,37 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, overwrite: bool
     """Write ``obj`` as UTF-8 JSON (indent 2, trailing newline), atomically, like :func:`write_image_atomic`.
 
     numpy scalars become Python numbers, numpy arrays and torch tensors nested lists, paths strings.
-    Non-finite floats are written as Python's ``json`` writes them (``NaN``, ``Infinity``).
+    Non-finite floats (e.g. the PSNR of identical images) become ``null``, so the file is strict JSON.
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is False.
         TypeError: ``obj`` holds something JSON cannot represent (nothing is written).
     """
     path = Path(path)
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    text = json.dumps(_strict(obj), indent=2, ensure_ascii=False, default=_json_default, allow_nan=False) + "\n"
     data = text.encode("utf-8")
     _atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
     return path
+
+
+def _strict(o: Any) -> Any:
+    """Replace non-finite floats by None, recursively (JSON has no NaN / Infinity)."""
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
+    return o
 
 
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return _strict(o.tolist())
     if isinstance(o, torch.Tensor):
-        return o.detach().cpu().tolist()
+        return _strict(o.detach().cpu().tolist())
     if isinstance(o, os.PathLike):
         return os.fspath(o)
     if isinstance(o, (set, frozenset)):
