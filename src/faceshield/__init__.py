@@ -3,7 +3,7 @@
 Layers (each imports only from the ones below it)::
 
     cli                      user surface
-    protect                  image in -> faces -> perturbation -> image out
+    pipeline                 image in -> faces -> perturbation -> image out (the "protect" layer)
     attacks                  optimisers (FGSM, I-FGSM, MI-FGSM, PGD) and losses
     models                   registry of landmark extractors (MTCNN, dlib, ...)
     metrics | io | core      NME, SSIM, PSNR, L_inf | image reading/writing | types and checks
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # lazy: keep `import faceshield` cheap
     if name in ("protect", "evaluate", "protect_image", "evaluate_images"):
-        from faceshield.protect import api
+        from faceshield.pipeline import api
 
         return getattr(api, name)
     if name in ("create_extractor", "list_extractors"):

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -42,7 +43,7 @@ def _fmt(v, digits=3) -> str:
 
 
 def print_evaluation(ev, title: str = "") -> None:
-    """Print an :class:`~faceshield.protect.evaluate.Evaluation` as two tables."""
+    """Print an :class:`~faceshield.pipeline.evaluate.Evaluation` as two tables."""
     t = Table(title=title or None, title_justify="left")
     for c in ("extractor", "kind", "points", "NME (fraction)", "normaliser", "faces lost"):
         t.add_column(c)
@@ -57,7 +58,7 @@ def print_evaluation(ev, title: str = "") -> None:
 
 
 def _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter):
-    from faceshield.protect import ProtectConfig
+    from faceshield.pipeline import ProtectConfig
 
     return ProtectConfig(
         method=method, targets=tuple(t.strip() for t in targets.split(",") if t.strip()), eps=eps / 255, alpha=alpha / 255,
@@ -67,7 +68,7 @@ def _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitte
 
 def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, evaluate_with, max_pixels: int, show_table: bool) -> int:
     from faceshield.io import list_images
-    from faceshield.protect.api import protect
+    from faceshield.pipeline.api import protect
 
     total = max(1, len(list_images(inputs)[0]) + len(list_images(inputs)[1]))
     failures = 0
@@ -80,17 +81,17 @@ def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, eval
             if r.ok:
                 ev = r.evaluation
                 nmes = ", ".join(f"{e.extractor} {_fmt(e.nme)}" for e in ev.extractors) if ev else ""
-                bar.console.print(f"[green]ok[/]    {r.input} -> {r.output}" + (f"  (NME {nmes}; SSIM_I {_fmt(ev.ssim_i)})" if ev else ""))
+                bar.console.print(f"[green]ok[/]    {escape(str(r.input))} -> {escape(str(r.output))}" + (f"  (NME {nmes}; SSIM_I {_fmt(ev.ssim_i)})" if ev else ""), soft_wrap=True)
             else:
                 failures += 1
-                bar.console.print(f"[red]error[/] {r.error}")
+                bar.console.print(f"[red]error[/] {escape(r.error)}", soft_wrap=True)
             results.append(r)
             bar.advance(task)
 
         try:
             protect(inputs, output, config, overwrite=overwrite, evaluate_with=evaluate_with, max_pixels=max_pixels, on_item=on_item)
         except (ValueError, OSError) as e:  # configuration problems (unknown target, bad weights path)
-            err.print(f"[red]error[/] {e}")
+            err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
             return 2
     if show_table:
         for r in results:
@@ -126,7 +127,7 @@ def protect(
     try:
         config = _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter)
     except ValueError as e:
-        err.print(f"[red]error[/] {e}")
+        err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
     ev = None if evaluate_with is None else ([] if evaluate_with == "none" else [s.strip() for s in evaluate_with.split(",") if s.strip()])
     raise typer.Exit(_run_protect(inputs, output, config, overwrite, ev, max_pixels, show_table=False))
@@ -142,12 +143,12 @@ def evaluate(
     """Print NME per extractor (each through its full pipeline), SSIM_I, mask-SSIM, PSNR and L_inf."""
     from faceshield.core.errors import FaceshieldError
     from faceshield.io import write_json_atomic
-    from faceshield.protect.api import evaluate as _evaluate
+    from faceshield.pipeline.api import evaluate as _evaluate
 
     try:
         ev = _evaluate(clean, protected, extractors=None if extractors is None else [s.strip() for s in extractors.split(",")])
     except (FaceshieldError, ValueError, OSError) as e:
-        err.print(f"[red]error[/] {e}")
+        err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
     print_evaluation(ev, title=f"{protected} vs {clean}")
     if json_out:
@@ -162,7 +163,7 @@ def demo(
 ) -> None:
     """Protect the built-in sample (scikit-image's public-domain astronaut) and print the evaluation."""
     from faceshield.models.weights import package_data
-    from faceshield.protect import ProtectConfig
+    from faceshield.pipeline import ProtectConfig
 
     code = _run_protect([package_data("astronaut.png")], output, ProtectConfig(method=method), overwrite, None, 50_000_000, show_table=True)
     raise typer.Exit(code)

@@ -1,7 +1,7 @@
 """File-level Python API mirroring the CLI: :func:`protect` and :func:`evaluate`.
 
     >>> import faceshield
-    >>> results = faceshield.protect(["me.jpg"], "protected/")          # doctest: +SKIP
+    >>> results = faceshield.pipeline(["me.jpg"], "protected/")          # doctest: +SKIP
     >>> faceshield.evaluate("me.jpg", "protected/me.png").ssim_i          # doctest: +SKIP
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import faceshield
 from faceshield.core.errors import FaceshieldError, OutputExistsError, WeightsNotFoundError
 from faceshield.io import LoadedImage, list_images, read_image, write_image_atomic, write_json_atomic
 from faceshield.models import LandmarkExtractor, create_extractor, list_extractors
-from faceshield.protect.evaluate import Evaluation, evaluate_pair
-from faceshield.protect.image import ProtectConfig, protect_array
+from faceshield.pipeline.evaluate import Evaluation, evaluate_pair
+from faceshield.pipeline.image import ProtectConfig, protect_array
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,9 @@ def _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, m
             written.unlink(missing_ok=True)  # no half-finished item
             raise
         return ItemResult(input=src, ok=True, output=written, report_path=report_path, report=report, evaluation=evaluation)
-    except FaceshieldError as e:
-        return ItemResult(input=src, ok=False, error=str(e))
-    except (OSError, ValueError) as e:
-        return ItemResult(input=src, ok=False, error=f"{src}: {e}")
+    except (FaceshieldError, OSError, ValueError) as e:
+        msg = str(e)
+        return ItemResult(input=src, ok=False, error=msg if str(src) in msg or str(dst) in msg else f"{src}: {msg}")
 
 
 def evaluate(

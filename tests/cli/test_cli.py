@@ -1,0 +1,117 @@
+"""The command line: bad inputs get one clear line each, leave no file, and do not stop the others."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from faceshield.cli.main import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def face(astronaut):
+    return astronaut[20:276, 100:356]  # 256x256 around the face
+
+
+@pytest.fixture
+def inputs(tmp_path, face):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(face).save(d / "good.jpg", quality=95)
+    data = (d / "good.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (d / "empty.png").write_bytes(b"")
+    (d / "notes.jpg").write_text("not an image")
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(d / "noface.png")
+    Image.fromarray(face).convert("CMYK").save(d / "cmyk.jpg", quality=95)
+    cv2.imwrite(str(d / "deep16.png"), (face[:, :, ::-1].astype(np.uint16) * 257))
+    Image.fromarray(np.dstack([face, np.full(face.shape[:2], 200, np.uint8)])).save(d / "rgba.png")
+    Image.fromarray(face).convert("L").save(d / "gray.png")
+    rotated = Image.fromarray(np.ascontiguousarray(np.rot90(face, 1)))  # stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with the tag that turns it upright
+    rotated.save(d / "exif.jpg", quality=95, exif=exif)
+    return d
+
+
+BAD = {
+    "truncated.jpg": "truncated or corrupt",
+    "empty.png": "the file is empty",
+    "notes.jpg": "not an image",
+    "noface.png": "no face found",
+}
+GOOD = ["good", "cmyk", "deep16", "rgba", "gray", "exif"]
+
+
+def test_protect_directory_with_bad_items(tmp_path, inputs):
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    out = tmp_path / "out"
+    res = run("protect", inputs, "-o", out, "--steps", "2", "--evaluate-with", "none")
+    assert res.exit_code == 1, res.output
+    for name, msg in BAD.items():
+        lines = [l for l in res.output.splitlines() if name in l and l.startswith("error")]
+        assert len(lines) == 1 and msg in lines[0], (name, res.output)
+        assert not (out / (name.rsplit(".", 1)[0] + ".png")).exists()
+    for stem in GOOD:
+        assert (out / f"{stem}.png").is_file() and (out / f"{stem}.json").is_file(), res.output
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{s}.png" for s in GOOD] + [f"{s}.json" for s in GOOD])  # no temp files
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # originals untouched
+    assert "6 protected, 4 failed" in res.output
+    assert Image.open(out / "rgba.png").mode == "RGBA"
+    assert Image.open(out / "exif.png").size == (256, 256)
+    assert "applied EXIF orientation 6" in json.loads((out / "exif.json").read_text())["input_notes"]
+
+
+def test_exif_rotated_face_is_found_upright(tmp_path, inputs):
+    res = run("protect", inputs / "exif.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--evaluate-with", "none")
+    assert res.exit_code == 0, res.output
+    faces = json.loads((tmp_path / "o.json").read_text())["faces"]["mtcnn"]
+    pts = np.array(faces[0]["points"])
+    assert pts[0, 1] < pts[3, 1] and pts[0, 0] < pts[1, 0]  # eyes above the mouth, left eye on the left
+
+
+def test_too_large_image_is_refused(tmp_path, inputs):
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--max-pixels", "1000")
+    assert res.exit_code == 1 and "image too large" in res.output
+    assert not (tmp_path / "o" / "good.png").exists()
+
+
+def test_missing_input_and_overwrite(tmp_path, inputs):
+    out = tmp_path / "o"
+    res = run("protect", tmp_path / "nope.jpg", inputs / "good.jpg", "-o", out, "--steps", "2", "--evaluate-with", "mtcnn")
+    assert res.exit_code == 1 and "no such file" in res.output and (out / "good.png").exists()
+    first = (out / "good.png").read_bytes()
+    res = run("protect", inputs / "good.jpg", "-o", out, "--steps", "2")
+    assert res.exit_code == 1 and "exists; pass --overwrite" in res.output
+    assert (out / "good.png").read_bytes() == first
+
+
+def test_bad_options_are_reported(tmp_path, inputs):
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--mask", "everywhere")
+    assert res.exit_code == 2 and "mask: expected one of" in res.output
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--targets", "nonesuch")
+    assert res.exit_code == 2 and "unknown extractor 'nonesuch'" in res.output
+
+
+def test_evaluate_and_models(tmp_path, inputs):
+    out = tmp_path / "o.png"
+    assert run("protect", inputs / "good.jpg", "-o", out, "--evaluate-with", "none").exit_code == 0
+    res = run("evaluate", inputs / "good.jpg", out, "--json", tmp_path / "ev.json")
+    assert res.exit_code == 0, res.output
+    assert "mtcnn" in res.output and "dlib68" in res.output and "SSIM_I" in res.output
+    ev = json.loads((tmp_path / "ev.json").read_text())
+    assert ev["linf"] <= 15 and {e["extractor"] for e in ev["extractors"]} >= {"mtcnn", "dlib68"}
+    res = run("evaluate", inputs / "good.jpg", inputs / "gray.png")
+    assert res.exit_code == 0  # same size: a valid (if odd) comparison
+    res = run("evaluate", inputs / "good.jpg", inputs / "notes.jpg")
+    assert res.exit_code == 1 and "not an image" in res.output
+    res = run("models")
+    assert res.exit_code == 0 and "mtcnn" in res.output and "black-box" in res.output

@@ -1,0 +1,111 @@
+"""The protection pipeline on the real MTCNN and dlib extractors, through files."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import faceshield
+from faceshield.core.errors import NoFaceError
+from faceshield.models import create_extractor
+from faceshield.pipeline import ProtectConfig, protect_array
+from faceshield.pipeline.evaluate import evaluate_extractor
+
+
+def sha(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def protected(astronaut):
+    return protect_array(astronaut, ProtectConfig())
+
+
+def test_clean_nme_is_zero_and_attack_moves_mtcnn_landmarks(astronaut, protected):
+    mtcnn = create_extractor("mtcnn")
+    assert evaluate_extractor(mtcnn, astronaut, astronaut).nme == 0
+    r = evaluate_extractor(mtcnn, astronaut, protected.rgb)
+    assert r.faces_clean == 1
+    assert r.faces_lost == 1 or r.nme > 0.05  # through the full, unmodified MTCNN pipeline on the 8-bit image
+    assert np.abs(protected.rgb.astype(int) - astronaut.astype(int)).max() <= 15
+    assert protected.loss_end < protected.loss_start
+
+
+def test_black_box_dlib_nme_is_computed(astronaut, protected):
+    dlib68 = create_extractor("dlib68")
+    assert evaluate_extractor(dlib68, astronaut, astronaut).nme == 0
+    r = evaluate_extractor(dlib68, astronaut, protected.rgb, [f.box for f in protected.faces["mtcnn"]])
+    assert r.faces_clean == 1 and r.nme is not None and r.nme >= 0
+
+
+def test_face_mask_leaves_the_background_untouched(astronaut, protected):
+    changed = (protected.rgb != astronaut).any(-1)
+    x0, y0, x1, y1 = protected.face_boxes[0]
+    assert changed.any()
+    assert not changed[:, : int(x0) - 60].any() and not changed[int(y1) + 80 :, :].any()
+
+
+def test_every_face_in_an_image_is_protected(astronaut):
+    face = astronaut[40:220, 140:320]
+    canvas = np.full((260, 460, 3), 90, np.uint8)
+    canvas[40:220, 10:190] = face
+    canvas[40:220, 260:440] = face[:, ::-1]
+    res = protect_array(canvas, ProtectConfig(steps=5))
+    assert len(res.faces["mtcnn"]) == 2
+    diff = (res.rgb != canvas).any(-1)
+    assert diff[:, :230].any() and diff[:, 230:].any()
+
+
+def test_no_face_is_a_clear_error():
+    blank = np.full((120, 160, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError, match="no face found by mtcnn"):
+        protect_array(blank)
+
+
+def test_black_box_target_is_refused(astronaut):
+    with pytest.raises(ValueError, match="'dlib68' is a black-box extractor"):
+        protect_array(astronaut, ProtectConfig(targets=("dlib68",)))
+
+
+def test_file_api_writes_png_and_report_and_is_reproducible(tmp_path, astronaut):
+    src = tmp_path / "in" / "face.jpg"
+    src.parent.mkdir()
+    Image.fromarray(astronaut).save(src, quality=95)
+    before = sha(src)
+    cfg = ProtectConfig(method="pgd", steps=4, seed=7)
+    r1 = faceshield.protect([src], tmp_path / "a", cfg, evaluate_with=["mtcnn"])
+    r2 = faceshield.protect([src], tmp_path / "b", cfg, evaluate_with=["mtcnn"])
+    assert r1[0].ok and r2[0].ok
+    assert sha(src) == before  # original untouched
+    assert (tmp_path / "a" / "face.png").read_bytes() == (tmp_path / "b" / "face.png").read_bytes()
+    r3 = faceshield.protect([src], tmp_path / "c", ProtectConfig(method="pgd", steps=4, seed=8), evaluate_with=[])
+    assert (tmp_path / "c" / "face.png").read_bytes() != (tmp_path / "a" / "face.png").read_bytes()
+    report = json.loads((tmp_path / "a" / "face.json").read_text())
+    assert report["settings"]["eps_levels"] == 15 and report["settings"]["seed"] == 7
+    ev = report["evaluation"]
+    assert ev["linf"] <= 15 and 0 < ev["ssim_i"] < 1 and ev["extractors"][0]["extractor"] == "mtcnn"
+    assert r3[0].evaluation is None
+
+
+def test_output_is_never_silently_overwritten(tmp_path, astronaut):
+    src = tmp_path / "face.png"
+    Image.fromarray(astronaut).save(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "face.png").write_bytes(b"keep me")
+    r = faceshield.protect([src], out, ProtectConfig(steps=2), evaluate_with=[])
+    assert not r[0].ok and "exists; pass --overwrite" in r[0].error
+    assert (out / "face.png").read_bytes() == b"keep me" and not (out / "face.json").exists()
+    r = faceshield.protect([src], out, ProtectConfig(steps=2), evaluate_with=[], overwrite=True)
+    assert r[0].ok and (out / "face.png").read_bytes() != b"keep me"
+
+
+def test_refuses_to_write_over_the_original(tmp_path, astronaut):
+    src = tmp_path / "face.png"
+    Image.fromarray(astronaut).save(src)
+    before = sha(src)
+    r = faceshield.protect([src], src, ProtectConfig(steps=2), evaluate_with=[], overwrite=True)
+    assert not r[0].ok and "would replace the original" in r[0].error
+    assert sha(src) == before
