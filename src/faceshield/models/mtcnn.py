@@ -293,9 +293,10 @@ def _crop_exact(x255: torch.Tensor, bounds: np.ndarray, size: int, image_index=N
     """Integer crops resized with ``mode="area"``: ``(B, 3, H, W)`` -> ``(N, 3, size, size)``.
     Row ``n`` is cut from image ``image_index[n]`` (default ``0``)."""
     out = []
+    images = x255.unbind(0)  # per-image views: a slice's backward then touches one image, not the batch
     for n, (c0, r0, c1, r1) in enumerate(bounds.tolist()):
         b = 0 if image_index is None else int(image_index[n])
-        out.append(F.interpolate(x255[b : b + 1, :, r0:r1, c0:c1], size=(size, size), mode="area"))
+        out.append(F.interpolate(images[b][None, :, r0:r1, c0:c1], size=(size, size), mode="area"))
     return torch.cat(out) if out else x255.new_zeros(0, 3, size, size)
 
 
@@ -316,22 +317,33 @@ def _area_weights(start: torch.Tensor, end: torch.Tensor, n_in: int, n_out: int)
     return overlap / overlap.sum(-1, keepdim=True).clamp(min=1e-6)
 
 
-def _crop_soft(x255: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+def _crop_soft(x255: torch.Tensor, boxes: torch.Tensor, size: int, index: torch.Tensor) -> torch.Tensor:
     """Continuous counterpart of the integer crop + area resize, differentiable w.r.t. both the
-    image ``(B, 3, H, W)`` and the boxes ``(B, 4)`` -> ``(B, 3, size, size)``.
+    images ``(B, 3, H, W)`` and the boxes ``(N, 4)`` (box ``n`` in image ``index[n]``) ->
+    ``(N, 3, size, size)``.
 
     The real pipeline crops ``[trunc(x0) - 1, trunc(x1))``; over the unknown fractional parts
     ``trunc(x)`` is ``x - 1/2`` on average, so the continuous crop is ``[x0 - 3/2, x1 - 1/2)``
-    (likewise in y), clipped to the image, resampled with :func:`_area_weights`.
+    (likewise in y), clipped to the image, resampled with :func:`_area_weights`. Each box only
+    reads the whole-pixel window around it, so the cost does not grow with the image size.
     """
     _, _, height, width = x255.shape
     c0 = (boxes[:, 0] - 1.5).clamp(min=0)
     r0 = (boxes[:, 1] - 1.5).clamp(min=0)
     c1 = torch.maximum((boxes[:, 2] - 0.5).clamp(max=width), c0 + 1e-3)
     r1 = torch.maximum((boxes[:, 3] - 0.5).clamp(max=height), r0 + 1e-3)
-    wx = _area_weights(c0, c1, width, size)  # (B, size, W)
-    wy = _area_weights(r0, r1, height, size)  # (B, size, H)
-    return wy[:, None] @ x255 @ wx[:, None].transpose(-1, -2)
+    lo = torch.stack([c0, r0], 1).detach().floor().long().clamp(min=0)
+    hi = torch.stack([c1, r1], 1).detach().ceil().long()
+    hi[:, 0].clamp_(max=width)
+    hi[:, 1].clamp_(max=height)
+    images = x255.unbind(0)
+    out = []
+    for n in range(boxes.shape[0]):
+        (wc0, wr0), (wc1, wr1) = lo[n].tolist(), hi[n].tolist()
+        wx = _area_weights(c0[n : n + 1] - wc0, c1[n : n + 1] - wc0, wc1 - wc0, size)[0]  # (size, w)
+        wy = _area_weights(r0[n : n + 1] - wr0, r1[n : n + 1] - wr0, wr1 - wr0, size)[0]  # (size, h)
+        out.append(wy @ images[int(index[n])][:, wr0:wr1, wc0:wc1] @ wx.T)
+    return torch.stack(out) if out else x255.new_zeros(0, x255.shape[1], size, size)
 
 
 class MTCNNStages(NamedTuple):
@@ -501,7 +513,7 @@ class MTCNNExtractor(LandmarkExtractor):
     def _crop(self, x255: torch.Tensor, boxes: torch.Tensor, size: int, crop: str, index: torch.Tensor) -> torch.Tensor:
         """Differentiable crops: ``(B, 3, H, W)``, ``(N, 4)`` boxes in images ``index`` ``(N,)`` -> ``(N, 3, size, size)``."""
         if crop == "soft":
-            return _crop_soft(x255.index_select(0, index), boxes, size)
+            return _crop_soft(x255, boxes, size, index)
         _, _, height, width = x255.shape
         bounds = _crop_bounds(boxes, width, height)
         bad = np.flatnonzero((bounds[:, 2] <= bounds[:, 0]) | (bounds[:, 3] <= bounds[:, 1]))
@@ -510,7 +522,7 @@ class MTCNNExtractor(LandmarkExtractor):
         out = _crop_exact(x255, bounds, size, image_index=index.tolist())
         if boxes.requires_grad:
             # straight-through: the value of the integer crop, the box gradient of the continuous one
-            soft = _crop_soft(x255.detach().index_select(0, index), boxes, size)
+            soft = _crop_soft(x255.detach(), boxes, size, index)
             out = out + (soft - soft.detach())
         return out
 

@@ -1,0 +1,85 @@
+"""(a) Engine overhead: time of a T-step MI-FGSM divided by T x (forward + backward) of the same
+loss (model) and batch, measured in the same run. Target <= 1.10.
+
+The model is what `faceshield protect` attacks by default: the MTCNN RNet -> ONet chain on
+differentiable crops, 9 box-jitter copies per face, on the work region around the sample's face.
+Two denominators: fwd+bwd with the engine's own backend setting (oneDNN off, for bitwise batch
+invariance) -> the engine's overhead; and with PyTorch's default backend -> what batch invariance
+costs on top.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from _common import astronaut, environment, write
+from faceshield.attacks import MIFGSM, LandmarkDisplacementLoss
+from faceshield.models import create_extractor
+from faceshield.pipeline.image import _work_region
+
+T = 20
+REPEATS = 5
+
+
+def median_time(fn, repeats=REPEATS):
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def main() -> dict:
+    torch.manual_seed(0)
+    img = astronaut()
+    m = create_extractor("mtcnn")
+    faces = m.detect(img)
+    x0, y0, x1, y1 = _work_region(img.shape[:2], [f.roi for f in faces] + [f.box for f in faces])
+    off = np.array([x0, y0, x0, y0])
+    sub = torch.from_numpy(np.ascontiguousarray(img[y0:y1, x0:x1])).permute(2, 0, 1)[None].float() / 255
+    rows = []
+    for batch in (1, 4):
+        x = sub.repeat(batch, 1, 1, 1)
+        loss = LandmarkDisplacementLoss(m, [[f.roi - off for f in faces]] * batch, jitter=9)
+        x_adv = (x + 1 / 255).clamp(0, 1)
+
+        def fwd_bwd():
+            xa = x_adv.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(loss(xa, x).sum(), xa)
+            return g
+
+        def fwd_bwd_T():
+            for _ in range(T):
+                fwd_bwd()
+
+        attack = MIFGSM(loss, steps=T)
+        fwd_bwd_T()  # warm-up
+        with torch.backends.mkldnn.flags(enabled=False):
+            t_model_same = median_time(fwd_bwd_T)
+        t_model_default = median_time(fwd_bwd_T)
+        attack(x)
+        t_attack = median_time(lambda: attack(x))
+        rows.append({
+            "batch": batch,
+            "image": list(x.shape),
+            "t_attack_s": t_attack,
+            "t_T_fwd_bwd_same_backend_s": t_model_same,
+            "t_T_fwd_bwd_default_backend_s": t_model_default,
+            "ratio_same_backend": t_attack / t_model_same,
+            "ratio_default_backend": t_attack / t_model_default,
+        })
+    record = {"benchmark": "engine_overhead", "T": T, "repeats": REPEATS, "model": "mtcnn RNet->ONet, jitter 9", "rows": rows, "env": environment()}
+    md = ["## (a) MI-FGSM time / (T x fwd+bwd), same run", "", f"T={T}, median of {REPEATS}, model: MTCNN RNet->ONet chain, 9 jittered boxes, work region of the sample; target <= 1.10", "",
+          "| batch | input | MI-FGSM (s) | T x fwd+bwd, engine backend (s) | ratio | T x fwd+bwd, default backend (s) | ratio vs default |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['batch']} | {'x'.join(map(str, r['image']))} | {r['t_attack_s']:.3f} | {r['t_T_fwd_bwd_same_backend_s']:.3f} | **{r['ratio_same_backend']:.3f}** | {r['t_T_fwd_bwd_default_backend_s']:.3f} | {r['ratio_default_backend']:.3f} |")
+    md.append("")
+    write("engine_overhead", record, "\n".join(md) + "\n")
+    return record
+
+
+if __name__ == "__main__":
+    main()
