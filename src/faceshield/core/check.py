@@ -34,3 +34,29 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> floa
 def check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str = "a, b") -> None:
     if a.shape != b.shape:
         raise ValueError(f"{names}: expected the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_rois(x: torch.Tensor, rois, index: torch.Tensor | None = None, name: str = "rois") -> tuple[torch.Tensor, torch.Tensor]:
+    """Check the image batch and the face boxes an extractor's differentiable stage receives.
+
+    Args:
+        x: ``(B, 3, H, W)`` in ``[0, 1]``.
+        rois: ``(N, 4)`` boxes (tensor or array-like) in pixels of ``x``.
+        index: ``(N,)`` image of each box; default ``arange(B)`` (then N must equal B).
+
+    Returns:
+        ``rois`` as a float tensor on ``x``'s device and ``index`` as a long tensor.
+    """
+    check_image_tensor(x)
+    rois = torch.as_tensor(rois, device=x.device)
+    rois = rois.to(x.dtype) if rois.is_floating_point() else rois.to(torch.float32)
+    if rois.ndim != 2 or rois.shape[1] != 4:
+        raise ValueError(f"{name}: expected shape (N, 4), got {tuple(rois.shape)}")
+    if index is None:
+        if rois.shape[0] != x.shape[0]:
+            raise ValueError(f"{name}: expected shape ({x.shape[0]}, 4) (one box per image) when index is None, got {tuple(rois.shape)}")
+        return rois, torch.arange(x.shape[0], device=x.device)
+    index = torch.as_tensor(index, device=x.device).long()
+    if index.shape != (rois.shape[0],) or (index.numel() and (index.min() < 0 or index.max() >= x.shape[0])):
+        raise ValueError(f"index: expected {rois.shape[0]} image indices in [0, {x.shape[0]}), got {index.tolist()}")
+    return rois, index

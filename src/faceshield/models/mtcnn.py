@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceshield.core.check import check_image_tensor
+from faceshield.core.check import check_rois
 from faceshield.core.errors import WeightsNotFoundError
 from faceshield.core.types import MTCNN5, ExtractorKind, Face
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
@@ -528,16 +528,7 @@ class MTCNNExtractor(LandmarkExtractor):
 
     @staticmethod
     def _inputs(x: torch.Tensor, boxes: torch.Tensor | np.ndarray, index: torch.Tensor | None, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        check_image_tensor(x)
-        boxes = torch.as_tensor(boxes, dtype=torch.float32, device=x.device)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"{name}: expected shape (N, 4), got {tuple(boxes.shape)}")
-        if index is None:
-            if boxes.shape[0] != x.shape[0]:
-                raise ValueError(f"{name}: expected shape ({x.shape[0]}, 4) (one box per image) when index is None, got {tuple(boxes.shape)}")
-            index = torch.arange(x.shape[0], device=x.device)
-        elif index.shape != (boxes.shape[0],) or (index.numel() and (index.min() < 0 or index.max() >= x.shape[0])):
-            raise ValueError(f"index: expected {boxes.shape[0]} image indices in [0, {x.shape[0]}), got {index.tolist()}")
+        boxes, index = check_rois(x, boxes, index, name)
         return x.float() * 255.0, boxes, index
 
     def _onet_stage(self, x255: torch.Tensor, boxes: torch.Tensor, crop: str, index: torch.Tensor):

@@ -38,7 +38,7 @@ def register_extractor(info: ExtractorInfo):
 
 def _load_builtin() -> None:
     # Importing the modules registers their extractors.
-    from faceshield.models import dlib68, mtcnn  # noqa: F401
+    from faceshield.models import dlib68, facemesh, fan, hrnet, mtcnn  # noqa: F401
 
 
 def list_extractors(pattern: str = "*") -> list[str]:

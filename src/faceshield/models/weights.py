@@ -23,7 +23,10 @@ def package_data(filename: str) -> Path:
 def installed_package_file(package: str, *parts: str) -> Path | None:
     """Locate a file inside an installed package *without importing it* (importing some of them
     pulls torchvision or pkg_resources)."""
-    spec = importlib.util.find_spec(package)
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):  # e.g. a stub module in sys.modules without a spec
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     for root in spec.submodule_search_locations:
