@@ -6,10 +6,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_e2e  # noqa: E402
 import bench_engine  # noqa: E402
-import table2  # noqa: E402
+import tables  # noqa: E402
 
 if __name__ == "__main__":
     bench_engine.main()
     bench_e2e.main()
-    table2.main(20, "project")
-    table2.main(20, "paper")
+    tables.main("table2", 20, "project")
+    tables.main("table2", 20, "paper")
+    tables.main("table1", 20, "project")

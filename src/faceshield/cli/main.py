@@ -183,5 +183,13 @@ def models() -> None:
     out.print(t)
 
 
+@app.command("train-landmarks", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def train_landmarks(ctx: typer.Context) -> None:
+    """Train a compact FAN / HRNet 68-point model (development data; see --help)."""
+    from faceshield.training.landmarks import main as train_main
+
+    raise typer.Exit(train_main(list(ctx.args)) or 0)
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())
