@@ -44,7 +44,7 @@ from torch import nn
 
 from faceshield.core.types import IBUG68, ExtractorKind
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
-from faceshield.models.heatmap import FAN_CROP, CropSpec, HeatmapExtractor, load_matching, unwrap_state_dict
+from faceshield.models.heatmap import FAN_CROP, CropSpec, HeatmapExtractor, crop_for_weights, load_matching, unwrap_state_dict
 from faceshield.models.registry import register_extractor
 from faceshield.models.weights import resolve_weights
 
@@ -317,7 +317,9 @@ class FANExtractor(HeatmapExtractor):
             ``fan68.pt``; raises :class:`~faceshield.core.errors.WeightsNotFoundError` if none.
         net: use this network instead of loading weights (e.g. a compact or random-weight FAN).
         pool: pooling override for :func:`load_fan`.
-        crop: crop convention (default :data:`~faceshield.models.heatmap.FAN_CROP`).
+        crop: crop convention (default :data:`~faceshield.models.heatmap.FAN_CROP`, with the
+            ``input_size`` of the weights' sidecar JSON if they have one: see
+            :func:`~faceshield.models.heatmap.crop_for_weights`).
         exact_crop: crop the integer box face-alignment's ``utils.crop`` copies out of the image,
             ``[trunc(c - side/2 + side/256), trunc(c + side/2))`` per axis, rather than the exact
             square ``[c - side/2, c + side/2)``; heat-map coordinates map to the image through the
@@ -335,7 +337,7 @@ class FANExtractor(HeatmapExtractor):
         *,
         net: FAN | None = None,
         pool: str | None = None,
-        crop: CropSpec = FAN_CROP,
+        crop: CropSpec | None = None,
         detector: str | LandmarkExtractor = "mtcnn",
         soft_beta: float = 50.0,
         soft_window: int | None = 3,
@@ -351,6 +353,8 @@ class FANExtractor(HeatmapExtractor):
             logger.debug("FAN weights: %s", self.weights_path)
         else:
             self.weights_path = None
+        if crop is None:
+            crop = crop_for_weights(self.weights_path, FAN_CROP)
         if net.num_points != self.info.scheme.n_points:
             raise ValueError(f"FAN: expected a {self.info.scheme.n_points}-point network, got {net.num_points} heat-maps")
         super().__init__(net, crop, detector=detector, soft_beta=soft_beta, soft_window=soft_window, antialias=antialias,

@@ -244,6 +244,34 @@ HRNET_CROP = CropSpec(input_size=256, shift_y=0.0, reference_scale=400.0, scale_
                       mean=IMAGENET_MEAN, std=IMAGENET_STD, decoder="hrnet")
 
 
+def crop_for_weights(weights: object, crop: CropSpec) -> CropSpec:
+    """``crop`` with the ``input_size`` recorded next to a weight file, if any.
+
+    faceshield-trained compact models are trained on smaller crops than the official 256 px; their
+    training script writes a sidecar ``<weights>.json`` (same name, ``.json`` suffix) whose
+    ``"input_size"`` entry is the network input side. Files without a sidecar (the official
+    checkpoints) keep ``crop`` unchanged.
+    """
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    if weights is None:
+        return crop
+    sidecar = Path(weights).with_suffix(".json")
+    if not sidecar.is_file():
+        return crop
+    try:
+        size = json.loads(sidecar.read_text()).get("input_size")
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{sidecar}: unreadable weight sidecar ({e})") from None
+    if size is None:
+        return crop
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"{sidecar}: input_size: expected a positive integer, got {size!r}")
+    return dataclasses.replace(crop, input_size=size)
+
+
 def _check_rois(x: torch.Tensor, rois, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     rois = torch.as_tensor(rois, device=x.device)
     rois = rois.to(x.dtype) if rois.is_floating_point() else rois.to(torch.float32)
@@ -492,5 +520,5 @@ def load_matching(module: nn.Module, sd: dict, what: str) -> None:
 
 __all__ = [
     "CropSpec", "DECODES", "FAN_CROP", "HRNET_CROP", "HeatmapExtractor", "IMAGENET_MEAN", "IMAGENET_STD", "MIRROR",
-    "decode_fan", "decode_hrnet", "load_matching", "soft_argmax", "strip_prefixes", "unwrap_state_dict",
+    "crop_for_weights", "decode_fan", "decode_hrnet", "load_matching", "soft_argmax", "strip_prefixes", "unwrap_state_dict",
 ]

@@ -34,7 +34,7 @@ from torch import nn
 
 from faceshield.core.types import IBUG68, WFLW98, ExtractorKind, PointScheme
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
-from faceshield.models.heatmap import HRNET_CROP, CropSpec, HeatmapExtractor, load_matching, unwrap_state_dict
+from faceshield.models.heatmap import HRNET_CROP, CropSpec, HeatmapExtractor, crop_for_weights, load_matching, unwrap_state_dict
 from faceshield.models.registry import register_extractor
 from faceshield.models.weights import resolve_weights
 
@@ -331,7 +331,9 @@ class HRNetExtractor(HeatmapExtractor):
             data ``hrnet68.pt``; raises :class:`~faceshield.core.errors.WeightsNotFoundError` if none.
         num_points: expected K; the point scheme follows the weights (68: iBUG, 98: WFLW).
         net: use this network instead of loading weights.
-        crop: crop convention (default :data:`~faceshield.models.heatmap.HRNET_CROP`).
+        crop: crop convention (default :data:`~faceshield.models.heatmap.HRNET_CROP`, with the
+            ``input_size`` of the weights' sidecar JSON if they have one: see
+            :func:`~faceshield.models.heatmap.crop_for_weights`).
         detector, soft_beta, soft_window, antialias, device: see :class:`HeatmapExtractor`.
     """
 
@@ -343,7 +345,7 @@ class HRNetExtractor(HeatmapExtractor):
         *,
         num_points: int | None = None,
         net: HighResolutionNet | None = None,
-        crop: CropSpec = HRNET_CROP,
+        crop: CropSpec | None = None,
         detector: str | LandmarkExtractor = "mtcnn",
         soft_beta: float = 50.0,
         soft_window: int | None = 3,
@@ -358,6 +360,8 @@ class HRNetExtractor(HeatmapExtractor):
             self.weights_path = None
             if num_points is not None and net.num_points != num_points:
                 raise ValueError(f"HRNet: expected a {num_points}-point network, got {net.num_points} heat-maps")
+        if crop is None:
+            crop = crop_for_weights(self.weights_path, HRNET_CROP)
         if net.num_points not in _SCHEMES:
             raise ValueError(f"HRNet: expected 68 or 98 heat-maps, got {net.num_points}")
         if net.num_points != self.info.scheme.n_points:
