@@ -20,7 +20,7 @@ from faceshield.models import create_extractor
 from faceshield.pipeline.image import _work_region
 
 T = 20
-REPEATS = 5
+REPEATS = 7
 
 
 def median_time(fn, repeats=REPEATS):
@@ -57,11 +57,14 @@ def main() -> dict:
 
         attack = MIFGSM(loss, steps=T)
         fwd_bwd_T()  # warm-up
-        with torch.backends.mkldnn.flags(enabled=False):
-            t_model_same = median_time(fwd_bwd_T)
-        t_model_default = median_time(fwd_bwd_T)
         attack(x)
-        t_attack = median_time(lambda: attack(x))
+        t_a, t_s, t_d = [], [], []
+        for _ in range(REPEATS):  # interleaved, so drifts in machine load hit all three alike
+            t_a.append(median_time(lambda: attack(x), 1))
+            with torch.backends.mkldnn.flags(enabled=False):
+                t_s.append(median_time(fwd_bwd_T, 1))
+            t_d.append(median_time(fwd_bwd_T, 1))
+        t_attack, t_model_same, t_model_default = (float(np.median(v)) for v in (t_a, t_s, t_d))
         rows.append({
             "batch": batch,
             "image": list(x.shape),

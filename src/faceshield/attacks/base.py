@@ -162,6 +162,11 @@ class Attack:
         delta = (x + delta).clamp_(0, 1).sub_(x)
         active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         tol = 1e-6
+        # bounds of delta: stay in [0, 1] (and, projecting, in the eps-ball), fused into one clamp per step
+        lo, hi = x.neg(), x.neg().add_(1)
+        if self.budget == "project":
+            lo.clamp_(min=-self.eps)
+            hi.clamp_(max=self.eps)
         for _ in range(self.steps):
             with torch.enable_grad():
                 x_adv = (x + delta).requires_grad_(True)
@@ -172,10 +177,9 @@ class Attack:
             self.history.append(loss.detach())
             if mask is not None:
                 grad.mul_(mask)
-            step = torch.sign(self.direction(grad)).mul_(-self.alpha)
-            new = (x + delta).add_(step).clamp_(0, 1).sub_(x)
+            new = delta.sub(torch.sign(self.direction(grad)), alpha=self.alpha).clamp_(lo, hi)
             if self.budget == "project":
-                delta = new.clamp_(-self.eps, self.eps)
+                delta = new
             else:  # paper: stop a sample before it leaves the eps-ball
                 ok = new.flatten(1).abs().amax(1) <= self.eps + tol
                 active &= ok

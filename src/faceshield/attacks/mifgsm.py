@@ -32,6 +32,5 @@ class MIFGSM(Attack):
         self._m = torch.zeros_like(x)
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
-        l1 = grad.abs().sum(dim=(1, 2, 3), keepdim=True).clamp_min_(1e-12)
-        self._m.mul_(self.decay).add_(grad.div_(l1))
-        return self._m
+        l1 = torch.linalg.vector_norm(grad, ord=1, dim=(1, 2, 3), keepdim=True).clamp_min_(1e-12)
+        return self._m.mul_(self.decay).addcdiv_(grad, l1)
