@@ -28,11 +28,11 @@ def main() -> dict:
     try:
         faceshield.protect([src], tmp / "warmup", ProtectConfig(), evaluate_with=[])  # load models
         rows = {}
-        for label, ev in (("protect only", []), ("protect + evaluation (mtcnn, dlib68)", None)):
+        for j, (label, ev) in enumerate((("protect only", []), ("protect + evaluation by every available extractor", None))):
             ts = []
             for i in range(5):
                 t0 = time.perf_counter()
-                r = faceshield.protect([src], tmp / f"{label[:7]}{i}", ProtectConfig(), evaluate_with=ev)
+                r = faceshield.protect([src], tmp / f"run{j}_{i}", ProtectConfig(), evaluate_with=ev)
                 ts.append(time.perf_counter() - t0)
                 assert r[0].ok, r[0].error
             rows[label] = float(np.median(ts))
