@@ -303,8 +303,8 @@ INFO = ExtractorInfo(
     name="fan",
     scheme=IBUG68,
     kind=ExtractorKind.HEATMAP,
-    weights=f"${WEIGHTS_ENV} or package data {PACKAGE_FILE}: face-alignment 2DFAN-4 (.pth.tar or TorchScript .zip)",
-    description="FAN 2DFAN-4 stacked hourglasses (Bulat & Tzimiropoulos 2017) on MTCNN boxes; 68 heat-maps 64x64",
+    weights=f"package data {PACKAGE_FILE} (compact 2-stack FAN trained by faceshield train-landmarks, 128 px); official 2DFAN-4 .pth.tar / .zip via ${WEIGHTS_ENV}",
+    description="FAN stacked hourglasses (Bulat & Tzimiropoulos 2017) on MTCNN boxes; 68 heat-maps at 1/4 input resolution",
 )
 
 

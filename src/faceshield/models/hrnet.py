@@ -317,8 +317,8 @@ INFO = ExtractorInfo(
     name="hrnet",
     scheme=IBUG68,
     kind=ExtractorKind.HEATMAP,
-    weights=f"${WEIGHTS_ENV} or package data {PACKAGE_FILE}: HRNet-Facial-Landmark-Detection HR18-300W.pth / HR18-WFLW.pth",
-    description="HRNetV2-W18 (Wang et al. 2019) on MTCNN boxes; 68 (300W) or 98 (WFLW) heat-maps 64x64",
+    weights=f"package data {PACKAGE_FILE} (compact HRNet trained by faceshield train-landmarks, 128 px); official HR18-300W.pth / HR18-WFLW.pth via ${WEIGHTS_ENV}",
+    description="HRNetV2 (Wang et al. 2019) on MTCNN boxes; 68 (300W) or 98 (WFLW) heat-maps at 1/4 input resolution",
 )
 
 
