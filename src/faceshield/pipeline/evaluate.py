@@ -8,17 +8,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from faceshield.core.types import Face
+from faceshield.faces.boxes import box_iou
 from faceshield.metrics import box_mask, linf_levels, mask_ssim, nme, psnr, ssim
 from faceshield.models import LandmarkExtractor
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two ``x0, y0, x1, y1`` boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def match_face(face: Face, candidates: Sequence[Face], min_iou: float = 0.2) -> Face | None:

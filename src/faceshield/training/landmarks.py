@@ -48,10 +48,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from faceshield.core.types import IBUG68
+from faceshield.faces.boxes import box_iou
+from faceshield.metrics.nme import nme as nme_metric
+
 logger = logging.getLogger(__name__)
 
 N_POINTS = 68
-EYE_CORNERS = (36, 45)
 DEFAULT_CACHE = Path("/tmp/faceshield_landmarks68_mtcnn_boxes.json")
 MATCH_IOU = 0.25
 
@@ -110,28 +113,19 @@ def landmark_box(pts: np.ndarray) -> np.ndarray:
     return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()], dtype=np.float64)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def match_face(boxes: list[np.ndarray], gt: np.ndarray, min_iou: float = MATCH_IOU) -> int | None:
     """Index of the box with the highest IoU with the landmark box of ``gt`` (None below ``min_iou``)."""
     if not len(boxes):
         return None
     lb = landmark_box(gt)
-    scores = [iou(np.asarray(b, dtype=np.float64), lb) for b in boxes]
+    scores = [box_iou(np.asarray(b, dtype=np.float64), lb) for b in boxes]
     best = int(np.argmax(scores))
     return best if scores[best] >= min_iou else None
 
 
 def nme(pred: np.ndarray, gt: np.ndarray) -> float:
     """Mean point error over the distance of the outer eye corners (36, 45)."""
-    d = np.linalg.norm(gt[EYE_CORNERS[0]] - gt[EYE_CORNERS[1]])
-    return float(np.linalg.norm(pred - gt, axis=1).mean() / d)
+    return float(nme_metric(pred, gt, IBUG68))
 
 
 def _files_digest(files: list[Path]) -> str:
