@@ -54,9 +54,23 @@ def check_rois(x: torch.Tensor, rois, index: torch.Tensor | None = None, name: s
         raise ValueError(f"{name}: expected shape (N, 4), got {tuple(rois.shape)}")
     if index is None:
         if rois.shape[0] != x.shape[0]:
-            raise ValueError(f"{name}: expected shape ({x.shape[0]}, 4) (one box per image) when index is None, got {tuple(rois.shape)}")
+            raise ValueError(f"{name}: expected shape ({x.shape[0]}, 4) (one roi per image) when index is None, got {tuple(rois.shape)}")
         return rois, torch.arange(x.shape[0], device=x.device)
     index = torch.as_tensor(index, device=x.device).long()
     if index.shape != (rois.shape[0],) or (index.numel() and (index.min() < 0 or index.max() >= x.shape[0])):
         raise ValueError(f"index: expected {rois.shape[0]} image indices in [0, {x.shape[0]}), got {index.tolist()}")
     return rois, index
+
+
+def check_rgb_uint8(image: object, name: str = "image"):
+    """Check ``image`` is an ``(H, W, 3)`` uint8 RGB array (what every ``detect`` takes); returns it as ndarray.
+
+    Raises:
+        ValueError: wrong dtype or shape.
+    """
+    import numpy as np
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name}: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+    return image

@@ -46,9 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceshield.core.check import check_rois
+from faceshield.core.check import check_rgb_uint8, check_rois
 from faceshield.core.types import FACEMESH468, ExtractorKind, Face
 from faceshield.faces.crop import crop_boxes
+from faceshield.io import to_tensor
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
 from faceshield.models.registry import create_extractor, register_extractor
 from faceshield.models.weights import installed_package_file, load_state_dict, resolve_weights
@@ -270,13 +271,11 @@ class _CropPipeline(LandmarkExtractor):
     def detect_mesh(self, image: np.ndarray) -> list[MeshFace]:
         """:meth:`detect` with the depth and presence of every face (faces below the presence
         threshold are dropped)."""
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        image = check_rgb_uint8(image)
         found = self.detector.detect(image)
         if not found:
             return []
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+        x = to_tensor(image)
         rois = torch.as_tensor(np.stack([f.box for f in found]), dtype=torch.float32)
         with torch.no_grad():
             out = self.mesh(x, rois, torch.zeros(len(found), dtype=torch.long))

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceshield.core.check import check_image_tensor
+from faceshield.core.check import check_rgb_uint8, check_rois
 from faceshield.core.types import Face
 from faceshield.faces.crop import crop_boxes
+from faceshield.io import to_tensor
 from faceshield.models.base import LandmarkExtractor
 
 logger = logging.getLogger(__name__)
@@ -272,22 +273,6 @@ def crop_for_weights(weights: object, crop: CropSpec) -> CropSpec:
     return dataclasses.replace(crop, input_size=size)
 
 
-def _check_rois(x: torch.Tensor, rois, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    rois = torch.as_tensor(rois, device=x.device)
-    rois = rois.to(x.dtype) if rois.is_floating_point() else rois.to(torch.float32)
-    if rois.ndim != 2 or rois.shape[1] != 4:
-        raise ValueError(f"rois: expected shape (N, 4), got {tuple(rois.shape)}")
-    if index is None:
-        if rois.shape[0] != x.shape[0]:
-            raise ValueError(f"rois: expected shape ({x.shape[0]}, 4) (one roi per image) when index is None, got {tuple(rois.shape)}")
-        index = torch.arange(x.shape[0], device=x.device)
-    else:
-        index = torch.as_tensor(index, device=x.device).long()
-        if index.shape != (rois.shape[0],) or (index.numel() and (index.min() < 0 or index.max() >= x.shape[0])):
-            raise ValueError(f"index: expected {rois.shape[0]} image indices in [0, {x.shape[0]}), got {index.tolist()}")
-    return rois, index
-
-
 # ---------------------------------------------------------------------------------------------
 # the extractor base
 # ---------------------------------------------------------------------------------------------
@@ -382,8 +367,7 @@ class HeatmapExtractor(LandmarkExtractor):
         return out[-1] if isinstance(out, (list, tuple)) else out
 
     def _heatmaps_and_squares(self, x: torch.Tensor, rois, index, antialias: bool, quantize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        check_image_tensor(x)
-        rois, index = _check_rois(x, rois, index)
+        rois, index = check_rois(x, rois, index)
         crops = crop_boxes(x, self.input_boxes(rois), self.crop.input_size, index, antialias=antialias)
         if quantize:  # the libraries resize 8-bit crops to 8-bit crops
             crops = torch.round(crops * 255) / 255
@@ -459,13 +443,11 @@ class HeatmapExtractor(LandmarkExtractor):
             One :class:`Face` per detected face: ``box`` = ``roi`` = the detector box, ``score`` the
             detector's, ``points`` ``(K, 2)`` in pixels.
         """
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        image = check_rgb_uint8(image)
         found = self.detector.detect(image)
         if not found:
             return []
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+        x = to_tensor(image)
         rois = torch.as_tensor(np.stack([f.box for f in found]), dtype=torch.float32)
         with torch.inference_mode():
             h, squares = self._heatmaps_and_squares(x, rois, torch.zeros(len(found), dtype=torch.long), False, quantize=True)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceshield.core.check import check_rois
+from faceshield.core.check import check_rgb_uint8, check_rois
 from faceshield.core.errors import WeightsNotFoundError
 from faceshield.core.types import MTCNN5, ExtractorKind, Face
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
@@ -454,9 +454,7 @@ class MTCNNExtractor(LandmarkExtractor):
             ``points``: ``(5, 2)`` left eye, right eye, nose, left and right mouth corner,
             ``score``: ONet probability, ``roi``: the PNet box (regressed, squared) fed to RNet.
         """
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        image = check_rgb_uint8(image)
         with torch.inference_mode():
             rois, boxes, points, scores = self._cascade(image)
         return [

@@ -11,6 +11,7 @@ import torch
 from faceshield.attacks import HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
+from faceshield.io import to_tensor, to_uint8
 from faceshield.metrics import box_mask
 from faceshield.models import LandmarkExtractor, create_extractor
 
@@ -125,7 +126,7 @@ def protect_array(rgb: np.ndarray, config: ProtectConfig | None = None, *, extra
     all_boxes = [f.roi for fs in faces.values() for f in fs] + [f.box for fs in faces.values() for f in fs]
     x0, y0, x1, y1 = _work_region(rgb.shape[:2], all_boxes)
     offset = np.array([x0, y0, x0, y0], dtype=np.float64)
-    sub = torch.from_numpy(np.ascontiguousarray(rgb[y0:y1, x0:x1])).permute(2, 0, 1)[None].float().div_(255)
+    sub = to_tensor(rgb[y0:y1, x0:x1])
 
     losses = [build_loss(exts[n], [np.array([f.roi - offset for f in fs]).reshape(-1, 4)], config.jitter) for n, fs in faces.items() if fs]
     loss = losses[0] if len(losses) == 1 else SumLoss(losses)
@@ -139,7 +140,7 @@ def protect_array(rgb: np.ndarray, config: ProtectConfig | None = None, *, extra
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
     out = rgb.copy()
-    out[y0:y1, x0:x1] = adv[0].permute(1, 2, 0).mul(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    out[y0:y1, x0:x1] = to_uint8(adv)
     loss_start = float(attack.history[0].sum()) if attack.history else loss_end
     log.debug("protected %d face(s) with %r: loss %.4f -> %.4f", len(face_boxes), attack, loss_start, loss_end)
     return ProtectedImage(rgb=out, faces=faces, loss_start=loss_start, loss_end=loss_end, face_boxes=face_boxes)
