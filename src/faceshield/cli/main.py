@@ -70,7 +70,8 @@ def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, eval
     from faceshield.io import list_images
     from faceshield.pipeline.api import protect
 
-    total = max(1, len(list_images(inputs)[0]) + len(list_images(inputs)[1]))
+    images, problems = list_images(inputs)
+    total = max(1, len(images) + len(problems))
     failures = 0
     results = []
     with Progress(TextColumn("[bold]protect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"), console=err, transient=False) as bar:
