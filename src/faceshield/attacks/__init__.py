@@ -1,19 +1,25 @@
-"""Attack engine: optimisers (FGSM, I-FGSM, MI-FGSM, PGD) x pluggable per-sample losses.
+"""Attack engine: optimisers (FGSM, I-FGSM, MI-FGSM, PGD, DI-MI-FGSM, mixed) x pluggable per-sample losses.
 
 Names follow Landmark Breaker: ``base1`` = FGSM, ``base2`` = I-FGSM, ``lb`` = MI-FGSM with the
-heat-map / landmark loss.
+heat-map / landmark loss; the transfer variants of its Table III are ``lb_trans`` = MI-FGSM with
+input diversity (DI-MI-FGSM) and ``lb_mix`` = alternating Base2 / LB steps. Robustness to
+re-compression comes from wrapping the loss in :class:`EOTLoss`.
 """
 from __future__ import annotations
 
 from faceshield.attacks.base import Attack, quantize_to_budget
+from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
+from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
 from faceshield.attacks.fgsm import FGSM
 from faceshield.attacks.ifgsm import IFGSM
-from faceshield.attacks.losses import HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss
+from faceshield.attacks.losses import HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, move_boxes
 from faceshield.attacks.mifgsm import MIFGSM
+from faceshield.attacks.mixed import MixedFGSM
 from faceshield.attacks.pgd import PGD
 
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "ifgsm": IFGSM, "mifgsm": MIFGSM, "pgd": PGD}
-ALIASES = {"base1": "fgsm", "base2": "ifgsm", "lb": "mifgsm", "bim": "ifgsm"}
+ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "ifgsm": IFGSM, "mifgsm": MIFGSM, "pgd": PGD, "dimifgsm": DIMIFGSM, "mixed": MixedFGSM}
+ALIASES = {"base1": "fgsm", "base2": "ifgsm", "lb": "mifgsm", "bim": "ifgsm", "lb_trans": "dimifgsm", "lb_mix": "mixed"}
+_MOMENTUM = ("mifgsm", "dimifgsm", "mixed")
 
 
 def attack_names() -> list[str]:
@@ -21,13 +27,17 @@ def attack_names() -> list[str]:
 
 
 def create_attack(name: str, loss, **kwargs) -> Attack:
-    """Build an optimiser by name (``fgsm``/``base1``, ``ifgsm``/``base2``, ``mifgsm``/``lb``, ``pgd``).
-    ``decay`` is only passed to MI-FGSM."""
+    """Build an optimiser by name (``fgsm``/``base1``, ``ifgsm``/``base2``, ``mifgsm``/``lb``, ``pgd``,
+    ``dimifgsm``/``lb_trans``, ``mixed``/``lb_mix``). ``decay`` is only passed to the momentum
+    attacks; ``ratio_range`` and ``prob`` only to DI-MI-FGSM."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; expected one of {', '.join(attack_names())}")
-    if key != "mifgsm":
+    if key not in _MOMENTUM:
         kwargs.pop("decay", None)
+    if key != "dimifgsm":
+        kwargs.pop("ratio_range", None)
+        kwargs.pop("prob", None)
     if key == "pgd":
         kwargs.pop("budget", None)
         kwargs.pop("start", None)
@@ -35,6 +45,7 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "Attack", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss", "MIFGSM", "PGD",
-    "SumLoss", "attack_names", "create_attack", "heatmap_cosine_loss", "quantize_to_budget",
+    "ATTACKS", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
+    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "create_attack", "eot_pool", "heatmap_cosine_loss", "move_boxes",
+    "quantize_to_budget", "resize_pad",
 ]

@@ -18,6 +18,8 @@ and Alg. 1's first step would follow floating-point noise. The engine therefore 
 sub-level dither (uniform in +-0.5/255, ``start="dither"``, the default) or a uniform random point
 of the eps-ball (``start="random"``, PGD), or exactly at the clean image (``start="clean"``).
 The noise of sample ``b`` is seeded by ``(seed, its 8-bit content)``, so runs are reproducible.
+A loss with a ``reset()`` method (a stochastic loss such as :class:`~faceshield.attacks.eot.EOTLoss`)
+is reset at the start of every run, so its random draws restart too.
 
 Every sample is optimised independently (per-sample loss, per-sample noise, per-sample
 normalisation, per-sample stopping), so results do not depend on batch size. One more thing is
@@ -134,6 +136,11 @@ class Attack:
         """Map the loss gradient ``(B, 3, H, W)`` to an ascent direction whose sign is stepped *against*."""
         raise NotImplementedError
 
+    def objective(self, x_adv: torch.Tensor, x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
+        """The per-sample loss ``(B,)`` differentiated at iteration ``step`` (default: ``self.loss(x_adv, x)``).
+        Attacks that transform their input (e.g. input diversity) override this; ``seed`` is the run's seed."""
+        return self.loss(x_adv, x)
+
     # -- the loop ------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
         """Perturb ``x``.
@@ -167,10 +174,12 @@ class Attack:
         if self.budget == "project":
             lo.clamp_(min=-self.eps)
             hi.clamp_(max=self.eps)
-        for _ in range(self.steps):
+        if callable(getattr(self.loss, "reset", None)):
+            self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
+        for step in range(self.steps):
             with torch.enable_grad():
                 x_adv = (x + delta).requires_grad_(True)
-                loss = self.loss(x_adv, x)
+                loss = self.objective(x_adv, x, step, seed)
                 if loss.ndim != 1 or loss.shape[0] != x.shape[0]:
                     raise ValueError(f"loss: expected a per-sample tensor of shape ({x.shape[0]},), got {tuple(loss.shape)}")
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)

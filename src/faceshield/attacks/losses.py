@@ -11,6 +11,12 @@ Faces: each loss takes ``rois``, a list with one ``(F_b, 4)`` array of boxes per
 in pixels); a sample's loss is the sum over its faces. With ``jitter`` the boxes are also shifted
 and scaled by a fixed, deterministic pattern, so that a perturbation holds when the real detector
 places the box a little differently on the protected image (an ensemble over box jitter).
+
+Geometry: ``loss(x_t, x_clean, affine=(sx, sy, ox, oy))`` evaluates the loss on an image ``x_t``
+whose pixel content was moved by ``u -> (sx * u_x + ox, sy * u_y + oy)`` (continuous pixel
+coordinates, pixel ``i`` covering ``[i, i + 1)``), e.g. resized and padded for input diversity
+(:mod:`faceshield.attacks.difgsm`): the face boxes are moved the same way, and landmarks predicted on
+``x_t`` are mapped back before they are compared with the clean ones.
 """
 from __future__ import annotations
 
@@ -36,6 +42,16 @@ def heatmap_cosine_loss(h_adv: torch.Tensor, h_clean: torch.Tensor) -> torch.Ten
     if h_adv.shape != h_clean.shape or h_adv.ndim != 4:
         raise ValueError(f"heatmap_cosine_loss: expected two (B, K, h, w) tensors, got {tuple(h_adv.shape)} and {tuple(h_clean.shape)}")
     return nn.functional.cosine_similarity(h_adv.flatten(2), h_clean.flatten(2), dim=2, eps=1e-12).mean(1)
+
+
+#: ``(sx, sy, ox, oy)``: pixel content moved by ``u -> (sx * u_x + ox, sy * u_y + oy)``.
+Affine = tuple[float, float, float, float]
+
+
+def move_boxes(boxes: torch.Tensor, affine: Affine) -> torch.Tensor:
+    """``(N, 4)`` boxes ``x0, y0, x1, y1`` moved by ``affine`` (see :data:`Affine`)."""
+    sx, sy, ox, oy = affine
+    return boxes * boxes.new_tensor([sx, sy, sx, sy]) + boxes.new_tensor([ox, oy, ox, oy])
 
 
 def jitter_boxes(boxes: torch.Tensor, n: int, shift: float = 0.05, scale: float = 0.05) -> torch.Tensor:
@@ -80,16 +96,27 @@ class _FaceLoss(nn.Module):
             self._ref_key = key
         return self._ref
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """The extractor's differentiable output on ``x`` for ``boxes`` (default: ``self.boxes``)."""
         raise NotImplementedError
+
+    def unmap(self, pred: torch.Tensor, affine: Affine) -> torch.Tensor:
+        """Map a prediction made on a moved image back to the original frame (default: unchanged)."""
+        return pred
 
     def per_face(self, pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor, *, affine: Affine | None = None) -> torch.Tensor:
+        """Per-sample loss ``(B,)`` of ``x_adv`` ``(B, 3, H, W)`` in [0, 1] against the clean ``x_clean``
+        (same shape); ``affine``: see the module docstring."""
         if x_adv.shape[0] != self.n_samples:
             raise ValueError(f"expected a batch of {self.n_samples} images (one rois entry each), got {x_adv.shape[0]}")
-        per_face = self.per_face(self.predict(x_adv), self.reference(x_clean))
+        if affine is None:
+            pred = self.predict(x_adv)
+        else:
+            pred = self.unmap(self.predict(x_adv, move_boxes(self.boxes, affine)), affine)
+        per_face = self.per_face(pred, self.reference(x_clean))
         out = torch.zeros(self.n_samples, dtype=per_face.dtype, device=per_face.device)
         return out.index_add(0, self.owner, per_face) / max(self.jitter, 1)
 
@@ -103,8 +130,12 @@ class LandmarkDisplacementLoss(_FaceLoss):
         jitter: number of deterministic box-jitter copies per face (1 = no jitter).
     """
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor.landmarks(x, self.boxes, self.owner)
+    def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.extractor.landmarks(x, self.boxes if boxes is None else boxes, self.owner)
+
+    def unmap(self, pred: torch.Tensor, affine: Affine) -> torch.Tensor:
+        sx, sy, ox, oy = affine
+        return (pred - pred.new_tensor([ox, oy])) / pred.new_tensor([sx, sy])
 
     def per_face(self, pred, ref):
         return -nme(pred, ref, self.extractor.scheme)
@@ -113,8 +144,9 @@ class LandmarkDisplacementLoss(_FaceLoss):
 class HeatmapCosineLoss(_FaceLoss):
     """Landmark Breaker Eq. 1 on a heat-map extractor (see :func:`heatmap_cosine_loss`)."""
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor.heatmaps(x, self.boxes, self.owner)
+    def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        # heat-maps live in the frame of their crop, which moves with the boxes: nothing to unmap
+        return self.extractor.heatmaps(x, self.boxes if boxes is None else boxes, self.owner)
 
     def per_face(self, pred, ref):
         return heatmap_cosine_loss(pred, ref)
@@ -132,5 +164,5 @@ class SumLoss(nn.Module):
         if len(self.weights) != len(self.losses):
             raise ValueError(f"SumLoss: expected {len(self.losses)} weights, got {len(self.weights)}")
 
-    def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
-        return sum(w * f(x_adv, x_clean) for w, f in zip(self.weights, self.losses))
+    def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor, **kwargs) -> torch.Tensor:
+        return sum(w * f(x_adv, x_clean, **kwargs) for w, f in zip(self.weights, self.losses))
