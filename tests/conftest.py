@@ -81,3 +81,44 @@ def images() -> torch.Tensor:
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.interpolate(torch.rand(3, 3, 8, 8, generator=g), size=64, mode="bilinear", align_corners=False)
     return torch.round(x * 255) / 255
+
+
+def _write_clip(path, astronaut, n=10, size=160, fps=25, audio=True, codec="libx264", faces=True):
+    """Encode a short clip: a moving, zooming crop of the astronaut (or flat gray when ``faces`` is
+    False) with a 440 Hz sine as AAC audio. Returns the RGB frames that went into the encoder."""
+    import av
+    from PIL import Image
+
+    frames = []
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = size, size, "yuv420p"
+        a = c.add_stream("aac", rate=16000) if audio else None
+        for i in range(n):
+            s, x0, y0 = 300 - 6 * i, 100 + 2 * i, 10 + i
+            f = np.array(Image.fromarray(astronaut[y0:y0 + s, x0:x0 + s]).resize((size, size), Image.BILINEAR)) if faces else np.full((size, size, 3), 120 + i, np.uint8)
+            frames.append(f)
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        if a is not None:
+            t = np.arange(int(16000 * n / fps)) / 16000
+            x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for i in range(0, len(x), 1024):
+                af = av.AudioFrame.from_ndarray(x[None, i:i + 1024], format="flt", layout="mono")
+                af.sample_rate, af.pts = 16000, i
+                for p in a.encode(af):
+                    c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+    return frames
+
+
+@pytest.fixture(scope="session")
+def make_clip(astronaut):
+    """``make_clip(path, n=10, size=160, fps=25, audio=True, codec="libx264", faces=True) -> frames``:
+    write a short test video (H.264 + AAC sine) and return the frames that were encoded."""
+    return lambda path, **kw: _write_clip(path, astronaut, **kw)

@@ -2,11 +2,13 @@
 
 Layers (each imports only from the ones below it)::
 
-    cli                      user surface
-    pipeline                 image in -> faces -> perturbation -> image out (the "protect" layer)
-    attacks                  optimisers (FGSM, I-FGSM, MI-FGSM, PGD) and losses
+    cli | benchmark          user surface | the paper's tables from a YAML config (`faceshield bench`)
+    pipeline                 image / video in -> faces -> perturbation -> out (the "protect" layer)
+    attacks                  optimisers (FGSM, I-FGSM, MI-FGSM, PGD, DI-MI-FGSM, mixed), losses, EOT
     models                   registry of landmark extractors (MTCNN, dlib, ...)
-    metrics | io | core      NME, SSIM, PSNR, L_inf | image reading/writing | types and checks
+    metrics | io | transforms | core
+                             NME, SSIM, PSNR, L_inf | image and video reading/writing |
+                             JPEG, resize, blur, video codecs (import only core) | types and checks
 
 Inside, images are float32 RGB tensors ``(B, 3, H, W)`` in ``[0, 1]``.
 """
@@ -15,7 +17,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):  # lazy: keep `import faceshield` cheap
-    if name in ("protect", "evaluate", "protect_image", "evaluate_images"):
+    if name in ("protect", "evaluate", "protect_image", "evaluate_images", "protect_video", "protect_videos"):
         from faceshield.pipeline import api
 
         return getattr(api, name)

@@ -19,3 +19,12 @@ class OutputExistsError(FaceshieldError, FileExistsError):
 
 class WeightsNotFoundError(FaceshieldError, FileNotFoundError):
     """A model weight file could not be found; the message says where to put it."""
+
+
+class VideoReadError(FaceshieldError, ValueError):
+    """An input video is missing, unreadable, corrupt, a still image, or has no video stream."""
+
+
+class VideoWriteError(FaceshieldError, ValueError):
+    """A video could not be encoded: unknown or unavailable codec, a codec the container cannot hold,
+    an unsupported output extension, or an encoder failure."""

@@ -512,18 +512,40 @@ def _check_uint8(a: object, name: str, shape: str, *, ndim: int, channels: int |
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any], *, overwrite: bool) -> None:
     """Run ``write`` on a temp file next to ``path``, then move it into place; clean up on any failure."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` to write to; on success move it into place in one step.
+
+    For writers that need a file name rather than a file object (e.g. a video muxer). The temp file
+    (``.<name>.<random><suffix>`` in the target's directory, created empty) is fsynced, given normal
+    permissions and renamed to ``path``; on any exception it is removed and nothing is left behind.
+    Missing parent directories are created.
+
+    Raises:
+        OutputExistsError: ``path`` is a directory, or exists and ``overwrite`` is False (checked
+            before yielding and again, atomically, when moving into place).
+    """
+    path = Path(path)
     if path.is_dir():
         raise OutputExistsError(f"{path} is a directory; expected an output file path")
     if not overwrite and path.exists():
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         _chmod_default(tmp)
         if overwrite:
             os.replace(tmp, path)

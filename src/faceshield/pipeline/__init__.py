@@ -1,5 +1,9 @@
-"""The protection pipeline: image in -> faces -> perturbation -> image out, and its evaluation."""
+"""The protection pipeline: image (or video) in -> faces -> perturbation -> image (video) out, and its evaluation."""
 from faceshield.pipeline.evaluate import Evaluation, ExtractorResult, evaluate_pair
 from faceshield.pipeline.image import ProtectConfig, ProtectedImage, protect_array
+from faceshield.pipeline.video import FaceTracker, VideoSummary, protect_video
 
-__all__ = ["Evaluation", "ExtractorResult", "ProtectConfig", "ProtectedImage", "evaluate_pair", "protect_array"]
+__all__ = [
+    "Evaluation", "ExtractorResult", "FaceTracker", "ProtectConfig", "ProtectedImage", "VideoSummary",
+    "evaluate_pair", "protect_array", "protect_video",
+]
