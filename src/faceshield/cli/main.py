@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 from rich.table import Table
 
 app = typer.Typer(
@@ -26,7 +27,8 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-METHOD_HELP = "lb = MI-FGSM (Landmark Breaker), base1 = FGSM, base2 = I-FGSM, pgd = PGD with random start."
+METHOD_HELP = ("lb = MI-FGSM (Landmark Breaker), base1 = FGSM, base2 = I-FGSM, pgd = PGD with random start, "
+               "lb_trans = LB with input diversity (random resize + padding), lb_mix = alternating Base2 / LB steps.")
 
 
 @app.callback()
@@ -57,12 +59,13 @@ def print_evaluation(ev, title: str = "") -> None:
     out.print(q)
 
 
-def _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter):
+def _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter, eot=None, eot_samples=2):
     from faceshield.pipeline import ProtectConfig
 
     return ProtectConfig(
         method=method, targets=tuple(t.strip() for t in targets.split(",") if t.strip()), eps=eps / 255, alpha=alpha / 255,
         steps=steps, decay=decay, budget=budget, seed=seed, mask=mask, jitter=jitter,
+        eot=tuple(t.strip() for t in (eot or "").split(",") if t.strip()), eot_samples=eot_samples,
     )
 
 
@@ -103,10 +106,55 @@ def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, eval
     return 1 if failures else 0
 
 
+class _FramesPerSecond(ProgressColumn):
+    """Rich progress column: processing speed in frames per second."""
+
+    def render(self, task) -> Text:
+        return Text("-- frames/s" if task.speed is None else f"{task.speed:.2f} frames/s", style="progress.data.speed")
+
+
+def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool, codec, crf, keyframe_interval: int, max_pixels: int) -> int:
+    from faceshield.pipeline.api import protect_videos
+
+    failures = 0
+    results = []
+    with Progress(TextColumn("[bold]protect"), BarColumn(), MofNCompleteColumn(), _FramesPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"), console=err, transient=False) as bar:
+        tasks: dict[Path, int] = {}
+
+        def on_frame(src, done, total):
+            if src not in tasks:
+                tasks[src] = bar.add_task(escape(src.name), total=total)
+            bar.update(tasks[src], completed=done, total=max(total, done))
+
+        def on_item(r):
+            nonlocal failures
+            if r.ok:
+                s = r.report
+                bar.console.print(
+                    f"[green]ok[/]    {escape(str(r.input))} -> {escape(str(r.output))}  ({s['frames']} frames at {s['fps']:g} fps, "
+                    f"{s['key_frames']} attacked, faces in {s['frames_with_faces']}; SSIM_I {_fmt(s['ssim_i'])}; {s['frames_per_second']:.2f} frames/s"
+                    + ("; audio kept)" if s["audio"] else ")"),
+                    soft_wrap=True,
+                )
+            else:
+                failures += 1
+                bar.console.print(f"[red]error[/] {escape(r.error)}", soft_wrap=True)
+            results.append(r)
+
+        try:
+            protect_videos(inputs, output, config, codec=codec, crf=crf, keyframe_interval=keyframe_interval, overwrite=overwrite, max_pixels=max_pixels, on_item=on_item, on_frame=on_frame)
+        except (ValueError, OSError) as e:  # configuration problems (unknown target, bad weights path)
+            err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
+            return 2
+    ok = sum(r.ok for r in results)
+    err.print(f"{ok} protected, {failures} failed")
+    return 1 if failures else 0
+
+
 @app.command()
 def protect(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories of images.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png path for a single input).")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories of images; or video files (.mp4, .mov, .avi, .mkv, .webm).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png / video path for a single input).")],
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "lb",
     targets: Annotated[str, typer.Option(help="Comma-separated white-box extractors to attack together (see `faceshield models`).")] = "mtcnn",
     eps: Annotated[float, typer.Option(help="L_inf budget in 8-bit levels (15 = paper).")] = 15,
@@ -117,20 +165,43 @@ def protect(
     seed: Annotated[int, typer.Option(help="Random seed (same seed -> identical output bytes).")] = 0,
     mask: Annotated[str, typer.Option(help="'face': perturb only the face regions; 'none': anywhere the gradients reach.")] = "face",
     jitter: Annotated[int, typer.Option(help="Box-jitter copies per face (robustness to the detector's box).")] = 9,
-    evaluate_with: Annotated[Optional[str], typer.Option("--evaluate-with", help="Comma-separated extractors for the report's NME (default: all available; 'none' to skip).")] = None,
+    eot: Annotated[Optional[str], typer.Option(help="Robustness to re-compression: average the loss over random differentiable transforms, 'default' (JPEG q40-90, resize, blur) or comma-separated specs like 'diffjpeg:q=40..90,blur:0.3..1.2'. About 2-3x slower.")] = None,
+    eot_samples: Annotated[int, typer.Option(help="Transforms sampled per step with --eot.")] = 2,
+    evaluate_with: Annotated[Optional[str], typer.Option("--evaluate-with", help="Comma-separated extractors for the report's NME (default: all available; 'none' to skip). Images only.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 50_000_000,
+    codec: Annotated[Optional[str], typer.Option(help="Videos: codec (h264, hevc, mpeg4, vp9, av1, ffv1 = lossless; default h264, vp9 for .webm).")] = None,
+    crf: Annotated[Optional[int], typer.Option(help="Videos: quality, lower is better (x264 CRF 0-51, default 18; mpeg4 qscale 1-31).")] = None,
+    keyframe_interval: Annotated[int, typer.Option(help="Videos: attack every k-th frame and carry its perturbation to the frames between (1 = every frame).")] = 1,
 ) -> None:
     """Protect photos: writes OUTPUT/<name>.png (lossless) and OUTPUT/<name>.json (settings, faces, metrics).
+
+    Videos (.mp4, .mov, .avi, .mkv, .webm) are re-encoded with the same frame rate and audio:
+    OUTPUT.mp4 (or OUTPUT/<name>.<ext>) and a .json report.
 
     The original files are never modified; a failed item writes nothing and the others go on
     (exit code 1 if any item failed)."""
     try:
-        config = _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter)
+        config = _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter, eot, eot_samples)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
     ev = None if evaluate_with is None else ([] if evaluate_with == "none" else [s.strip() for s in evaluate_with.split(",") if s.strip()])
+    from faceshield.io.video import default_codec, is_video_path, resolve_codec
+
+    videos = [p for p in inputs if is_video_path(p)]
+    if videos:
+        if len(videos) != len(inputs):
+            err.print("[red]error[/] expected only videos or only images, got both; protect them in separate runs", soft_wrap=True)
+            raise typer.Exit(2)
+        try:
+            if keyframe_interval < 1:
+                raise ValueError(f"--keyframe-interval: expected a positive integer, got {keyframe_interval}")
+            resolve_codec(codec or default_codec(output), crf)
+        except ValueError as e:
+            err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(2)
+        raise typer.Exit(_run_protect_video(videos, output, config, overwrite, codec, crf, keyframe_interval, max_pixels))
     raise typer.Exit(_run_protect(inputs, output, config, overwrite, ev, max_pixels, show_table=False))
 
 
@@ -140,18 +211,33 @@ def evaluate(
     protected: Annotated[Path, typer.Argument(help="Its protected copy.")],
     extractors: Annotated[Optional[str], typer.Option(help="Comma-separated extractors (default: all available).")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+    swap: Annotated[bool, typer.Option("--swap", help="Also make a DeepFake (face swap) of both images and report SSIM_W and whether the swap tool's plausibility filter drops the protected face.")] = False,
+    aligner: Annotated[str, typer.Option(help="Extractor whose landmarks align the face swap (any of `faceshield models`).")] = "fan",
+    swap_model: Annotated[Optional[Path], typer.Option(help="Face-swap model .pt (with its .json sidecar); default: the shipped one.")] = None,
+    sheet: Annotated[Optional[Path], typer.Option(help="Write a before/after PNG here: inputs with landmarks, swap from clean, swap from protected (implies --swap).")] = None,
 ) -> None:
-    """Print NME per extractor (each through its full pipeline), SSIM_I, mask-SSIM, PSNR and L_inf."""
+    """Print NME per extractor (each through its full pipeline), SSIM_I, mask-SSIM, PSNR and L_inf;
+    with --swap also SSIM_W through a real face swap."""
     from faceshield.core.errors import FaceshieldError
     from faceshield.io import write_json_atomic
     from faceshield.pipeline.api import evaluate as _evaluate
 
     try:
-        ev = _evaluate(clean, protected, extractors=None if extractors is None else [s.strip() for s in extractors.split(",")])
+        ev = _evaluate(clean, protected, extractors=None if extractors is None else [s.strip() for s in extractors.split(",")],
+                       swap=swap, aligner=aligner, swap_model=swap_model, sheet=sheet)
     except (FaceshieldError, ValueError, OSError) as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
     print_evaluation(ev, title=f"{protected} vs {clean}")
+    if ev.swap is not None:
+        w = ev.swap
+        t = Table(title=f"face swap aligned by {w.aligner}", title_justify="left")
+        for c in ("SSIM_W (swap region)", "NME of aligner", "face lost", "dropped by filter", "reasons"):
+            t.add_column(c)
+        t.add_row(_fmt(w.ssim_w), _fmt(w.nme), "yes" if w.lost else "no", "yes" if w.dropped_protected else "no", ", ".join(w.reasons) or "-")
+        out.print(t)
+    if sheet is not None:
+        out.print(f"before/after sheet: {sheet}")
     if json_out:
         write_json_atomic(json_out, ev.to_dict(), overwrite=True)
 
@@ -190,6 +276,40 @@ def train_landmarks(ctx: typer.Context) -> None:
     from faceshield.training.landmarks import main as train_main
 
     raise typer.Exit(train_main(list(ctx.args)) or 0)
+
+
+@app.command("train-swap", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
+def train_swap(ctx: typer.Context) -> None:
+    """Train the face-swap auto-encoder on two videos (development data; see --help)."""
+    from faceshield.training.swap import main as train_main
+
+    raise typer.Exit(train_main(list(ctx.args)) or 0)
+
+
+@app.command()
+def bench(
+    config: Annotated[Path, typer.Argument(help="YAML benchmark config (see benchmarks/configs/).")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default: the config's `out`).")] = None,
+    tables: Annotated[Optional[str], typer.Option(help="Comma-separated tables to run (default: all the config defines).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="At most N images per table.")] = None,
+) -> None:
+    """Regenerate the paper's tables on our extractors: markdown + CSV + JSON + PNG per table, with
+    the resolved config, package versions, seed and timings (run.json) beside them."""
+    from faceshield.benchmark import BenchConfigError, RichProgress, load_config, run_benchmark, select_tables
+
+    try:
+        cfg = load_config(config)
+        select_tables(cfg, tables)
+    except BenchConfigError as e:
+        err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        run = run_benchmark(cfg, out=out_dir, tables=tables, limit=limit, progress=RichProgress(err))
+    except BenchConfigError as e:
+        err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+    t = run.record["timings"]
+    out.print(f"{len(run.tables)} table(s) in {t['total_seconds']:.1f} s -> {escape(str(run.out))}/ (index.md, run.json; {t['protections']} protections, {t['protections_reused']} reused)", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,4 +1,4 @@
-"""File-level Python API mirroring the CLI: :func:`protect` and :func:`evaluate`.
+"""File-level Python API mirroring the CLI: :func:`protect`, :func:`protect_videos` and :func:`evaluate`.
 
     >>> import faceshield
     >>> results = faceshield.pipeline(["me.jpg"], "protected/")          # doctest: +SKIP
@@ -17,11 +17,13 @@ import numpy as np
 import torch
 
 import faceshield
-from faceshield.core.errors import FaceshieldError, OutputExistsError, WeightsNotFoundError
+from faceshield.core.errors import FaceshieldError, OutputExistsError, VideoReadError, WeightsNotFoundError
 from faceshield.io import LoadedImage, list_images, read_image, write_image_atomic, write_json_atomic
+from faceshield.io.video import VIDEO_MUXERS, probe_video, same_file
 from faceshield.models import LandmarkExtractor, create_extractor, list_extractors
 from faceshield.pipeline.evaluate import Evaluation, evaluate_pair
 from faceshield.pipeline.image import ProtectConfig, protect_array
+from faceshield.pipeline.video import VideoSummary, protect_video
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,87 @@ def _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, m
         return ItemResult(input=src, ok=False, error=msg if str(src) in msg or str(dst) in msg else f"{src}: {msg}")
 
 
+def video_output_paths(inputs: Sequence[Path], output: Path) -> dict[Path, Path]:
+    """Where each input video goes: ``output`` itself when it has a video extension and there is a
+    single input, otherwise ``output/<stem><ext>`` (``<stem>_<ext><ext>`` when two inputs share a stem)."""
+    if output.suffix.lower() in VIDEO_MUXERS and len(inputs) == 1 and not output.is_dir():
+        return {inputs[0]: output}
+    stems: dict[str, int] = {}
+    for p in inputs:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    return {p: output / (p.name if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}{p.suffix}") for p in inputs}
+
+
+def protect_videos(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    config: ProtectConfig | None = None,
+    *,
+    codec: str | None = None,
+    crf: int | None = None,
+    keyframe_interval: int = 1,
+    overwrite: bool = False,
+    max_pixels: int = 50_000_000,
+    on_item: Callable[[ItemResult], None] | None = None,
+    on_frame: Callable[[Path, int, int], None] | None = None,
+) -> list[ItemResult]:
+    """Protect video files: each gets a re-encoded protected video (audio and frame rate kept) and a
+    JSON report (``<output stem>.json``: settings, faces per frame, SSIM_I, timing).
+
+    Args:
+        inputs: video files.
+        output: a video path (single input; its extension picks the container) or a directory.
+        config, codec, crf, keyframe_interval: see :func:`~faceshield.pipeline.video.protect_video`.
+        overwrite: replace existing outputs.
+        max_pixels: refuse videos whose frames have more pixels.
+        on_item: called after each video; ``on_frame(input, done, total)`` after each frame.
+
+    Returns:
+        One :class:`ItemResult` per input (``report`` holds the summary); failed items wrote nothing.
+    """
+    config = config or ProtectConfig()
+    paths = [Path(p) for p in inputs]
+    targets = {n: create_extractor(n) for n in config.targets}
+    results = []
+    for src, dst in video_output_paths(paths, Path(output)).items():
+        res = _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval, overwrite, max_pixels, on_frame)
+        results.append(res)
+        if on_item:
+            on_item(res)
+    return results
+
+
+def _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval, overwrite, max_pixels, on_frame) -> ItemResult:
+    report_path = dst.with_suffix(".json")
+    try:
+        if same_file(src, dst):
+            raise OutputExistsError(f"{dst}: output would replace the original; choose another output")
+        for p in (dst, report_path):
+            if p.exists() and not overwrite:
+                raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
+        info = probe_video(src)
+        if info.width * info.height > max_pixels:
+            raise VideoReadError(f"cannot read {src}: frames too large (expected at most {max_pixels:,} pixels, got {info.width}x{info.height}); --max-pixels raises the limit")
+        summary: VideoSummary = protect_video(
+            src, dst, config, codec=codec, crf=crf, keyframe_interval=keyframe_interval, overwrite=overwrite, extractors=targets,
+            progress=None if on_frame is None else (lambda done, total: on_frame(src, done, total)),
+        )
+        try:
+            report = summary.to_dict() | {
+                "source": info.to_dict(),
+                "metric_notes": "ssim_i: mean SSIM_I over frames, protected vs decoded original, before the video codec; linf in 8-bit levels before the codec",
+                "versions": _versions(),
+            }
+            write_json_atomic(report_path, report, overwrite=overwrite)
+        except BaseException:
+            dst.unlink(missing_ok=True)  # no half-finished item
+            raise
+        return ItemResult(input=src, ok=True, output=dst, report_path=report_path, report=report)
+    except (FaceshieldError, OSError, ValueError) as e:
+        msg = str(e)
+        return ItemResult(input=src, ok=False, error=msg if str(src) in msg or str(dst) in msg else f"{src}: {msg}")
+
+
 def evaluate(
     clean: str | Path,
     protected: str | Path,
@@ -154,14 +237,30 @@ def evaluate(
     extractors: Sequence[str] | None = None,
     detector: str = "mtcnn",
     max_pixels: int = 50_000_000,
+    swap: bool = False,
+    aligner: str = "fan",
+    swap_model: str | Path | None = None,
+    sheet: str | Path | None = None,
 ) -> Evaluation:
     """Compare a protected file with its clean original (see :class:`Evaluation`).
 
     Faces are those ``detector`` finds on the clean image; every extractor in ``extractors``
-    (default: all available) runs its own full pipeline on both files.
+    (default: all available) runs its own full pipeline on both files. With ``swap``, both files
+    also go through the face swap aligned by ``aligner`` (model: ``swap_model`` or the shipped one)
+    and ``Evaluation.swap`` holds SSIM_W and the plausibility filter's verdict; ``sheet`` writes the
+    before/after PNG there.
     """
     a = read_image(clean, max_pixels=max_pixels).rgb
     b = read_image(protected, max_pixels=max_pixels).rgb
     exts, _ = available_extractors(extractors)
     boxes = [f.box for f in create_extractor(detector).detect(a)]
-    return evaluate_pair(a, b, exts, boxes)
+    ev = evaluate_pair(a, b, exts, boxes)
+    if swap or sheet is not None:
+        from faceshield.deepfake import FaceSwapper, load_swap_model
+        from faceshield.pipeline.swap import before_after_sheet, evaluate_swap
+
+        swapper = FaceSwapper(load_swap_model(swap_model), extractor=aligner)
+        ev.swap, sc, sp = evaluate_swap(a, b, swapper)
+        if sheet is not None:
+            write_image_atomic(Path(sheet), before_after_sheet(a, b, sc, sp, ev.swap), overwrite=True)
+    return ev

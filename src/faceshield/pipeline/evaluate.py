@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from faceshield.core.types import Face
 from faceshield.faces.boxes import box_iou
 from faceshield.metrics import box_mask, linf_levels, mask_ssim, nme, psnr, ssim
 from faceshield.models import LandmarkExtractor
+
+if TYPE_CHECKING:
+    from faceshield.pipeline.swap import SwapEvaluation
 
 
 def match_face(face: Face, candidates: Sequence[Face], min_iou: float = 0.2) -> Face | None:
@@ -49,6 +53,7 @@ class Evaluation:
     psnr: float
     linf: int
     extractors: list[ExtractorResult]
+    swap: "SwapEvaluation | None" = None  # set by evaluate(..., swap=True): the DeepFake measured
 
     def to_dict(self) -> dict:
         return asdict(self)
