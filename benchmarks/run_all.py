@@ -11,6 +11,4 @@ import tables  # noqa: E402
 if __name__ == "__main__":
     bench_engine.main()
     bench_e2e.main()
-    tables.main("table2", 20, "project")
-    tables.main("table2", 20, "paper")
-    tables.main("table1", 20, "project")
+    tables.main(tables.PAPER)  # every table of configs/paper.yaml -> results/paper/

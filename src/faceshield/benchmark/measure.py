@@ -1,0 +1,89 @@
+"""What every table measures per row, aggregated over images: NME per extractor (mean over the faces
+still found), faces lost, SSIM_I, mask-SSIM and the time a protection took."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from faceshield.benchmark.report import fmt
+from faceshield.pipeline import Evaluation
+
+NME_INTRO = (
+    "Every extractor runs its full pipeline (detector included) on the 8-bit images. NME: fraction of the "
+    "scheme's normaliser (MTCNN: eye centres; 68-point models: outer eye corners 36/45; FaceMesh: outer eye "
+    "corners 33/263), ground truth = the extractor's own output on the clean image, mean over faces still "
+    "found; 'lost' = faces the extractor no longer finds (a protection success, not in the NME). SSIM_I: whole "
+    "image; mask-SSIM: the protected face boxes."
+)
+
+
+def _mean(v: Sequence[float]) -> float | None:
+    return round(float(np.mean(v)), 5) if len(v) else None
+
+
+class Accumulator:
+    """Sums the evaluations of one row over images."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.nme: dict[str, list[float]] = {n: [] for n in self.names}
+        self.lost = dict.fromkeys(self.names, 0)
+        self.faces = dict.fromkeys(self.names, 0)
+        self.ssim_i: list[float] = []
+        self.mask_ssim: list[float] = []
+        self.seconds: list[float] = []
+        self.no_face = 0
+
+    def add(self, ev: Evaluation, seconds: float | None = None) -> None:
+        self.ssim_i.append(ev.ssim_i)
+        if ev.mask_ssim is not None:
+            self.mask_ssim.append(ev.mask_ssim)
+        if seconds is not None:
+            self.seconds.append(seconds)
+        for r in ev.extractors:
+            self.faces[r.extractor] += r.faces_clean
+            self.lost[r.extractor] += r.faces_lost
+            self.nme[r.extractor] += [v for v in r.nme_per_face if v is not None]
+
+    def record(self) -> dict:
+        d: dict[str, Any] = {}
+        for n in self.names:
+            d[f"nme_{n}"] = _mean(self.nme[n])
+            d[f"lost_{n}"] = self.lost[n]
+            d[f"faces_{n}"] = self.faces[n]
+        d.update(ssim_i=_mean(self.ssim_i), mask_ssim=_mean(self.mask_ssim), images=len(self.ssim_i), no_face=self.no_face,
+                 seconds_per_image=_mean(self.seconds))
+        return d
+
+
+def nme_columns(names: Sequence[str]) -> list[str]:
+    return [f"{p}_{n}" for n in names for p in ("nme", "lost", "faces")]
+
+
+METRIC_COLUMNS = ["ssim_i", "mask_ssim", "images", "no_face", "seconds_per_image"]
+
+
+def nme_header(evaluators) -> list[str]:
+    return [f"NME {e.name} ({e.kind.value})" for e in evaluators]
+
+
+def nme_cell(rec: Mapping, name: str, white_box: bool = False) -> str:
+    """``0.339 (lost 1/22)``; bold when ``name`` is one the perturbation was made on."""
+    v = fmt(rec.get(f"nme_{name}"))
+    if white_box and v != "-":
+        v = f"**{v}**"
+    return f"{v} (lost {rec.get(f'lost_{name}', 0)}/{rec.get(f'faces_{name}', 0)})"
+
+
+def attack_settings(attack: Mapping[str, Any], seed: int) -> dict:
+    """The run's attack settings as the tables print them (8-bit levels)."""
+    s = {"eps": attack["eps"], "alpha": attack["alpha"], "T": attack["steps"], "decay": attack["decay"], "budget": attack["budget"],
+         "mask": f"{attack['mask']} x{attack['mask_scale']:g}" if attack["mask"] == "face" else attack["mask"], "jitter": attack["jitter"]}
+    if attack["eot"]:
+        s["eot"] = list(attack["eot"])
+        s["eot_samples"] = attack["eot_samples"]
+    s["seed"] = seed
+    s["units"] = "eps/alpha in 8-bit levels"
+    return s
