@@ -103,3 +103,24 @@ def test_eot_perturbation_keeps_more_nme_after_jpeg_q50_than_plain_lb(astronaut,
     score, plain, eot = fan_runs
     assert score(jpeg(eot, 50)) > 1.3 * score(jpeg(plain, 50))
     assert np.abs(eot.astype(int) - astronaut).max() <= 4  # the same budget
+
+
+def test_eot_keeps_transformed_inputs_in_range():
+    import torch
+
+    from faceshield.attacks import EOTLoss
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x, x_clean):
+            seen.append((float(x.min()), float(x.max())))
+            return (x - x_clean).abs().flatten(1).mean(1)
+
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., ::2, :] = 1.0  # a hard pattern that makes JPEG and blur overshoot
+    x.requires_grad_(True)
+    loss = EOTLoss(Probe(), samples=8, seed=0)
+    loss(x, x.detach()).sum().backward()
+    assert all(0.0 <= lo and hi <= 1.0 for lo, hi in seen)
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -87,7 +87,9 @@ class EOTLoss(nn.Module):
         self.calls += 1
         total = None
         for t in self.last:
-            v = self.loss(t.forward(x_adv), x_clean, **kwargs)
+            y = t.forward(x_adv)
+            y = y + (y.clamp(0.0, 1.0) - y).detach()  # codecs overshoot [0, 1] slightly; keep the gradient
+            v = self.loss(y, x_clean, **kwargs)
             total = v if total is None else total + v
         return total / len(self.last)
 
