@@ -109,6 +109,11 @@ def test_eot_keeps_transformed_inputs_in_range():
     import torch
 
     from faceshield.attacks import EOTLoss
+    from faceshield.transforms import Identity
+
+    class Overshoot(Identity):  # float rounding in a codec can land just outside [0, 1]
+        def forward(self, x):
+            return x * (1 + 1e-6) - 1e-7
 
     seen = []
 
@@ -117,10 +122,10 @@ def test_eot_keeps_transformed_inputs_in_range():
             seen.append((float(x.min()), float(x.max())))
             return (x - x_clean).abs().flatten(1).mean(1)
 
-    x = torch.zeros(1, 3, 32, 32)
-    x[..., ::2, :] = 1.0  # a hard pattern that makes JPEG and blur overshoot
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    x[..., 0, 0] = 1.0
+    x[..., 0, 1] = 0.0
     x.requires_grad_(True)
-    loss = EOTLoss(Probe(), samples=8, seed=0)
-    loss(x, x.detach()).sum().backward()
-    assert all(0.0 <= lo and hi <= 1.0 for lo, hi in seen)
-    assert x.grad is not None and x.grad.abs().sum() > 0
+    EOTLoss(Probe(), transforms=[Overshoot()], samples=2, seed=0)(x, x.detach() * 0.5).sum().backward()
+    assert seen and all(0.0 <= lo and hi <= 1.0 for lo, hi in seen)
+    assert x.grad is not None and x.grad.abs().sum() > 0  # straight through: the gradient survives
