@@ -247,13 +247,32 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the protected sample.")] = Path("faceshield-demo"),
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "lb",
+    swap: Annotated[bool, typer.Option(help="Also make a DeepFake of the clean and the protected sample and write a before/after sheet.")] = True,
 ) -> None:
-    """Protect the built-in sample (scikit-image's public-domain astronaut) and print the evaluation."""
+    """Protect the built-in sample (scikit-image's public-domain astronaut), print the evaluation and
+    the DeepFake check (SSIM_W through the shipped face swap, with a before/after sheet)."""
     from faceshield.models.weights import package_data
     from faceshield.pipeline import ProtectConfig
 
     code = _run_protect([package_data("astronaut.png")], output, ProtectConfig(method=method), overwrite, None, 50_000_000, show_table=True)
+    if code == 0 and swap:
+        _demo_swap(package_data("astronaut.png"), output / "astronaut.png", output / "astronaut_swap_sheet.png")
     raise typer.Exit(code)
+
+
+def _demo_swap(clean: Path, protected: Path, sheet: Path) -> None:
+    """The DeepFake check of the demo: swap both images (aligned by FAN) and write the sheet."""
+    from faceshield.core.errors import FaceshieldError
+    from faceshield.pipeline.api import evaluate as _evaluate
+
+    try:
+        ev = _evaluate(clean, protected, extractors=[], swap=True, aligner="fan", sheet=sheet)
+    except (FaceshieldError, OSError) as e:  # e.g. no swap model: the protection itself is done
+        err.print(f"[yellow]face-swap check skipped[/] {escape(str(e))}", soft_wrap=True)
+        return
+    w = ev.swap
+    verdict = "the swap tool drops the protected face" if w.dropped_protected else ("the face is lost" if w.lost else f"SSIM_W {_fmt(w.ssim_w)}")
+    out.print(f"DeepFake check (face swap aligned by {w.aligner}): aligner NME {_fmt(w.nme)}, {verdict}; before/after sheet: {sheet}")
 
 
 @app.command()
