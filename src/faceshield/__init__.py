@@ -3,9 +3,12 @@
 Layers (each imports only from the ones below it)::
 
     cli | benchmark          user surface | the paper's tables from a YAML config (`faceshield bench`)
-    pipeline                 image / video in -> faces -> perturbation -> out (the "protect" layer)
+    pipeline | training      image / video in -> faces -> perturbation -> out (the "protect" layer),
+                             evaluation incl. SSIM_W | training of the shipped landmark and swap models
+    deepfake                 the face-swap DeepFake maker used to measure protections
     attacks                  optimisers (FGSM, I-FGSM, MI-FGSM, PGD, DI-MI-FGSM, mixed), losses, EOT
     models                   registry of landmark extractors (MTCNN, dlib, ...)
+    faces                    crops, alignment, blending mask, colour transfer, smoothing, plausibility
     metrics | io | transforms | core
                              NME, SSIM, PSNR, L_inf | image and video reading/writing |
                              JPEG, resize, blur, video codecs (import only core) | types and checks
