@@ -95,3 +95,24 @@ def test_attack_names_include_the_transfer_variants():
     from faceshield.attacks import attack_names
 
     assert {"lb_trans", "lb_mix", "dimifgsm", "mixed"} <= set(attack_names())
+
+
+def test_input_diversity_keeps_inputs_in_range():
+    """Resampling rounds just outside [0, 1]; the extractors' range check must never see that."""
+    import torch
+
+    from faceshield.attacks import create_attack
+
+    seen = []
+
+    def probe(x_adv, x_clean, affine=None):
+        seen.append((float(x_adv.min()), float(x_adv.max())))
+        return (x_adv.mean((1, 2, 3)) - x_clean.mean((1, 2, 3))) ** 2
+
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = torch.where(x > 0.5, torch.ones_like(x), x)  # bilinear weights of saturated pixels sum to 1 + 1e-7
+    attack = create_attack("lb_trans", probe, eps=4 / 255, alpha=1 / 255, steps=2, prob=1.0)
+    for ratio in (0.9, 0.93, 1.0, 1.07):
+        attack.draw = lambda step, seed, size, r=ratio: (r, (0, 0))  # 0.9 and 0.93 overshoot by 1.2e-7 here
+        attack.objective(x, x, 0, seed=0)
+    assert len(seen) == 4 and all(0.0 <= lo and hi <= 1.0 for lo, hi in seen)

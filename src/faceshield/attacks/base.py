@@ -47,6 +47,12 @@ BUDGET_RULES = ("project", "paper")
 STARTS = ("dither", "random", "clean")
 
 
+def clamp_unit(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to ``[0, 1]`` in the forward pass, identity in the backward pass. For transforms inside
+    the attack (resampling, codecs) whose float rounding lands just outside the image range."""
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
 def per_sample_uniform(x: torch.Tensor, seed: int) -> torch.Tensor:
     """Uniform noise in [0, 1) shaped like ``x``; sample ``b``'s noise depends only on ``seed`` and
     ``x[b]``'s 8-bit content (never on the batch it is in)."""

@@ -13,7 +13,7 @@ import zlib
 import torch
 import torch.nn.functional as F
 
-from faceshield.attacks.base import Loss
+from faceshield.attacks.base import Loss, clamp_unit
 from faceshield.attacks.losses import Affine
 from faceshield.attacks.mifgsm import MIFGSM
 
@@ -89,4 +89,4 @@ class DIMIFGSM(MIFGSM):
         if d is None:
             return self.loss(x_adv, x)
         x_t, affine = resize_pad(x_adv, *d)
-        return self.loss(x_t, x, affine=affine)
+        return self.loss(clamp_unit(x_t), x, affine=affine)

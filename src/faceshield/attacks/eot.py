@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from faceshield.attacks.base import clamp_unit
 from faceshield.transforms import Transform, create_transform
 
 #: Default EOT pool: differentiable JPEG with a random quality, down-up resizing, blur and the image
@@ -87,9 +88,7 @@ class EOTLoss(nn.Module):
         self.calls += 1
         total = None
         for t in self.last:
-            y = t.forward(x_adv)
-            y = y + (y.clamp(0.0, 1.0) - y).detach()  # codecs overshoot [0, 1] slightly; keep the gradient
-            v = self.loss(y, x_clean, **kwargs)
+            v = self.loss(clamp_unit(t.forward(x_adv)), x_clean, **kwargs)
             total = v if total is None else total + v
         return total / len(self.last)
 
