@@ -119,7 +119,7 @@ def test_eot_keeps_transformed_inputs_in_range():
 
     class Probe(torch.nn.Module):
         def forward(self, x, x_clean):
-            seen.append((float(x.min()), float(x.max())))
+            seen.append((float(x.detach().min()), float(x.detach().max())))
             return (x - x_clean).abs().flatten(1).mean(1)
 
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -106,7 +106,7 @@ def test_input_diversity_keeps_inputs_in_range():
     seen = []
 
     def probe(x_adv, x_clean, affine=None):
-        seen.append((float(x_adv.min()), float(x_adv.max())))
+        seen.append((float(x_adv.detach().min()), float(x_adv.detach().max())))
         return (x_adv.mean((1, 2, 3)) - x_clean.mean((1, 2, 3))) ** 2
 
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
