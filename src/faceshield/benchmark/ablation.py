@@ -9,7 +9,6 @@ from faceshield.benchmark.context import BenchContext
 from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, Accumulator, attack_settings, nme_cell, nme_columns
 from faceshield.benchmark.report import TableResult, count, md_table
 from faceshield.benchmark.sources import BenchImage
-from faceshield.core.errors import WeightsNotFoundError
 from faceshield.pipeline import evaluate_pair
 
 PARAMETERS = {"alpha": "step size alpha (8-bit levels)", "steps": "iterations T"}
@@ -30,20 +29,13 @@ def run_ablation(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[B
             for v in values:
                 pc = row.protect_config(cfg.attack, src, cfg.seed, **{param: v})
                 acc = Accumulator(names)
-                for i, img in enumerate(images):
-                    try:
-                        p = ctx.protect(img, pc)
-                    except (WeightsNotFoundError, ImportError) as e:
-                        notes.append(f"{row.label} made on {source_name(src)} skipped: {e}")
-                        ctx.progress.advance(len(images) - i)
-                        break
+                for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
                     if p is None:
                         acc.no_face += 1
                     else:
                         ev = evaluate_pair(img.rgb, p.rgb, evaluators, p.face_boxes)
                         acc.add(ev, p.seconds)
                         per_image.append({"parameter": param, "value": v, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
-                    ctx.progress.advance()
                 records.append({"parameter": param, "value": v, "perturbation": row.label, "made_on": source_name(src), **acc.record()})
     body = []
     for param, title in PARAMETERS.items():

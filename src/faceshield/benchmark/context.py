@@ -137,3 +137,17 @@ class BenchContext:
         self.stats["protections"] += 1
         self._protected[key] = out
         return out
+
+    def protections(self, images: Sequence[BenchImage], config: ProtectConfig, what: str, notes: list[str]):
+        """Yield ``(image, protect(image, config))`` for each image, advancing the progress bar once
+        the caller is done with it. If a target's weights or package are missing, append
+        ``"<what> skipped: <reason>"`` to ``notes``, advance past the remaining images and stop."""
+        for i, img in enumerate(images):
+            try:
+                p = self.protect(img, config)
+            except (WeightsNotFoundError, ImportError) as e:
+                notes.append(f"{what} skipped: {e}")
+                self.progress.advance(len(images) - i)
+                return
+            yield img, p
+            self.progress.advance()

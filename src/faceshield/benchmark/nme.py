@@ -48,20 +48,13 @@ def run_rows(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
         for row in opts["rows"]:
             pc = row.protect_config(cfg.attack, src, cfg.seed)
             acc = Accumulator(names)
-            for i, img in enumerate(images):
-                try:
-                    p = ctx.protect(img, pc)
-                except (WeightsNotFoundError, ImportError) as e:
-                    notes.append(f"{row.label} made on {source_name(src)} skipped: {e}")
-                    ctx.progress.advance(len(images) - i)
-                    break
+            for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
                 if p is None:
                     acc.no_face += 1
                 else:
                     ev = evaluate_pair(img.rgb, p.rgb, evaluators, p.face_boxes)
                     acc.add(ev, p.seconds)
                     per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, "protect_seconds": round(p.seconds, 3), **ev.to_dict()})
-                ctx.progress.advance()
             records.append({"perturbation": row.label, "method": row.method, "made_on": source_name(src), **acc.record()})
     return records, per_image
 

@@ -41,13 +41,7 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
         for row in rows:
             pc = row.protect_config(cfg.attack, src, cfg.seed)
             accs = {t: Accumulator(names) for t in transforms}
-            for i, img in enumerate(images):
-                try:
-                    p = ctx.protect(img, pc)
-                except (WeightsNotFoundError, ImportError) as e:
-                    notes.append(f"{row.label} made on {source_name(src)} skipped: {e}")
-                    ctx.progress.advance(len(images) - i)
-                    break
+            for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
                 for label, t in transforms.items():
                     if p is None:
                         accs[label].no_face += 1
@@ -55,7 +49,6 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
                     ev = evaluate_pair(img.rgb, t.apply(p.rgb), evaluators, p.face_boxes)
                     accs[label].add(ev, p.seconds)
                     per_image.append({"transform": label, "perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
-                ctx.progress.advance()
             for label in transforms:
                 records.append({"transform": label, "perturbation": row.label, "method": row.method, "made_on": source_name(src), **accs[label].record()})
     if opts["clean_baseline"]:

@@ -54,13 +54,7 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
     for src in sources:
         for row in rows:
             pc = row.protect_config(cfg.attack, src, cfg.seed)
-            for i, img in enumerate(images):
-                try:
-                    p = ctx.protect(img, pc)
-                except (WeightsNotFoundError, ImportError) as e:
-                    notes.append(f"{row.label} made on {source_name(src)} skipped: {e}")
-                    ctx.progress.advance(len(images) - i)
-                    break
+            for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
                 for a, sw in swappers.items():
                     c = cells.setdefault((row.label, source_name(src), a), {"ssim_i": [], "ssim_w": [], "nme": [], "failed": 0, "faces": 0, "skipped": 0})
                     if p is None:
@@ -77,7 +71,6 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
                     if ev.nme is not None:
                         c["nme"].append(ev.nme)
                     per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
-                ctx.progress.advance()
     records = [{"perturbation": lab, "made_on": src, "aligner": a, "ssim_i": _mean(c["ssim_i"]), "ssim_w": _mean(c["ssim_w"]), "nme": _mean(c["nme"]),
                 "fail_rate": round(c["failed"] / c["faces"], 5) if c["faces"] else None, "failed": c["failed"], "faces": c["faces"], "skipped": c["skipped"]}
                for (lab, src, a), c in cells.items()]
