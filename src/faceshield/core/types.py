@@ -75,6 +75,11 @@ class Face:
         self.roi = self.box.copy() if self.roi is None else np.asarray(self.roi, dtype=np.float64).reshape(4)
 
     @property
+    def area(self) -> float:
+        """Area of ``box`` in square pixels (for picking the main face of an image)."""
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+    @property
     def interocular(self) -> float:
         """Distance between the scheme's normaliser points, in pixels."""
         i, j = self.scheme.normaliser

@@ -167,7 +167,7 @@ class FaceSwapper:
         tracks = []
         for fr in frames:
             found = self.extractor.detect(fr)
-            tracks.append(max(found, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])) if found else None)
+            tracks.append(max(found, key=lambda f: f.area) if found else None)
         valid = np.array([t is not None for t in tracks])
         if smooth and valid.sum() >= 2:
             scheme = next(t.scheme for t in tracks if t is not None)

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from faceshield.deepfake import FaceSwapper, SwapResult
-from faceshield.faces.boxes import box_iou
-from faceshield.metrics import mask_ssim, nme, ssim
+from faceshield.metrics import box_mask, mask_ssim, nme, ssim
+from faceshield.pipeline.evaluate import match_face
 
 
 @dataclass
@@ -52,7 +52,7 @@ class SwapEvaluation:
 
 
 def _main_face(res: SwapResult):
-    return max(res.faces, key=lambda f: (f.face.box[2] - f.face.box[0]) * (f.face.box[3] - f.face.box[1])) if res.faces else None
+    return max(res.faces, key=lambda f: f.face.area) if res.faces else None
 
 
 def _region(*masks: np.ndarray, threshold: float = 0.01) -> tuple[int, int, int, int] | None:
@@ -80,16 +80,10 @@ def evaluate_swap(clean: np.ndarray, protected: np.ndarray, swapper: FaceSwapper
     fc = _main_face(sc)
     fp = None
     if fc is not None:
-        cands = [f for f in sp.faces if box_iou(f.face.box, fc.face.box) >= 0.2]
-        fp = max(cands, key=lambda f: box_iou(f.face.box, fc.face.box)) if cands else None
+        m = match_face(fc.face, [f.face for f in sp.faces])
+        fp = next((f for f in sp.faces if f.face is m), None)
     region = _region(sc.mask, sp.mask)
-    if region is not None:
-        m = np.zeros(clean.shape[:2], bool)
-        x0, y0, x1, y1 = region
-        m[y0:y1, x0:x1] = True
-        ssim_w = mask_ssim(sc.image, sp.image, m)
-    else:
-        ssim_w = None
+    ssim_w = None if region is None else mask_ssim(sc.image, sp.image, box_mask(clean.shape[:2], [region]))
     ext = swapper.extractor
     return (
         SwapEvaluation(

@@ -40,6 +40,7 @@ from faceshield.core.types import IBUG68
 from faceshield.deepfake.autoencoder import SwapAutoEncoder, SwapModelConfig
 from faceshield.faces.align import Alignment, align, to_ibug68, warp_to_crop
 from faceshield.faces.mask import landmark_mask
+from faceshield.io.video import read_video
 
 
 @dataclass
@@ -65,14 +66,6 @@ class SwapTrainConfig:
     history: list = field(default_factory=list)
 
 
-def read_frames(path: str | os.PathLike) -> np.ndarray:
-    """All frames of a video as ``(T, H, W, 3)`` uint8 RGB (PyAV)."""
-    import av
-
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-
-
 def extract_faces(frames: np.ndarray, extractor_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks of the largest face per frame: ``(T, 68, 2)`` and a ``(T,)`` found-flag."""
     from faceshield.models import create_extractor
@@ -84,7 +77,7 @@ def extract_faces(frames: np.ndarray, extractor_name: str) -> tuple[np.ndarray, 
         faces = ext.detect(fr)
         if not faces:
             continue
-        f = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        f = max(faces, key=lambda f: f.area)
         p68 = to_ibug68(f.points, f.scheme)
         if p68 is None:
             raise ValueError(f"extractor {extractor_name} has no 68-point equivalent; use dlib68, fan, hrnet or facemesh")
@@ -153,7 +146,7 @@ def train(cfg: SwapTrainConfig, out: Path, log_every: int = 100) -> dict:
     t0 = time.time()
     ids, digests = [], []
     for v in cfg.videos:
-        frames = read_frames(v)
+        frames = read_video(v).array()
         pts, ok = extract_faces(frames, cfg.extractor)
         digests.append(hashlib.sha256(Path(v).read_bytes()).hexdigest()[:16])
         ids.append(_Identity(frames, pts, ok, cfg.holdout, cfg))
