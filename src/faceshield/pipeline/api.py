@@ -53,6 +53,12 @@ def available_extractors(names: Sequence[str] | None = None) -> tuple[list[Landm
     return built, notes
 
 
+def _failed(src: Path, dst: Path, e: Exception) -> ItemResult:
+    """The result of an item that failed with ``e``: one line naming the file."""
+    msg = str(e)
+    return ItemResult(input=src, ok=False, error=msg if str(src) in msg or str(dst) in msg else f"{src}: {msg}")
+
+
 def output_paths(inputs: Sequence[Path], output: Path) -> dict[Path, Path]:
     """Where each input's protected PNG goes. ``output`` is a ``.png`` file for a single input,
     otherwise a directory receiving ``<stem>.png`` (``<stem>_<ext>.png`` when two inputs share a stem)."""
@@ -145,8 +151,7 @@ def _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, m
             raise
         return ItemResult(input=src, ok=True, output=written, report_path=report_path, report=report, evaluation=evaluation)
     except (FaceshieldError, OSError, ValueError) as e:
-        msg = str(e)
-        return ItemResult(input=src, ok=False, error=msg if str(src) in msg or str(dst) in msg else f"{src}: {msg}")
+        return _failed(src, dst, e)
 
 
 def video_output_paths(inputs: Sequence[Path], output: Path) -> dict[Path, Path]:
@@ -226,8 +231,7 @@ def _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval,
             raise
         return ItemResult(input=src, ok=True, output=dst, report_path=report_path, report=report)
     except (FaceshieldError, OSError, ValueError) as e:
-        msg = str(e)
-        return ItemResult(input=src, ok=False, error=msg if str(src) in msg or str(dst) in msg else f"{src}: {msg}")
+        return _failed(src, dst, e)
 
 
 def evaluate(
