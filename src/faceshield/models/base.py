@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from faceshield.core.check import check_rgb_uint8
 from faceshield.core.types import ExtractorKind, Face, PointScheme
+from faceshield.io import to_tensor
 
 
 @dataclass(frozen=True)
@@ -86,3 +88,15 @@ class LandmarkExtractor(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, points={self.scheme.n_points}, kind={self.kind.value})"
+
+
+def detected_rois(detector: LandmarkExtractor, image: np.ndarray) -> tuple[list[Face], torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Run ``detector`` on ``image`` (``(H, W, 3)`` uint8 RGB, checked) and prepare a crop-based
+    landmark stage: ``(faces, x, rois, index)`` with ``x`` ``(1, 3, H, W)`` in [0, 1], ``rois``
+    ``(N, 4)`` float32 detector boxes and ``index`` ``(N,)`` zeros; None when no face is found."""
+    image = check_rgb_uint8(image)
+    found = detector.detect(image)
+    if not found:
+        return None
+    rois = torch.as_tensor(np.stack([f.box for f in found]), dtype=torch.float32)
+    return found, to_tensor(image), rois, torch.zeros(len(found), dtype=torch.long)

@@ -46,11 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceshield.core.check import check_rgb_uint8, check_rois
+from faceshield.core.check import check_rois
 from faceshield.core.types import FACEMESH468, ExtractorKind, Face
 from faceshield.faces.crop import crop_boxes
-from faceshield.io import to_tensor
-from faceshield.models.base import ExtractorInfo, LandmarkExtractor
+from faceshield.models.base import ExtractorInfo, LandmarkExtractor, detected_rois
 from faceshield.models.registry import create_extractor, register_extractor
 from faceshield.models.weights import installed_package_file, load_state_dict, resolve_weights
 
@@ -271,14 +270,12 @@ class _CropPipeline(LandmarkExtractor):
     def detect_mesh(self, image: np.ndarray) -> list[MeshFace]:
         """:meth:`detect` with the depth and presence of every face (faces below the presence
         threshold are dropped)."""
-        image = check_rgb_uint8(image)
-        found = self.detector.detect(image)
-        if not found:
+        inputs = detected_rois(self.detector, image)
+        if inputs is None:
             return []
-        x = to_tensor(image)
-        rois = torch.as_tensor(np.stack([f.box for f in found]), dtype=torch.float32)
+        found, x, rois, index = inputs
         with torch.no_grad():
-            out = self.mesh(x, rois, torch.zeros(len(found), dtype=torch.long))
+            out = self.mesh(x, rois, index)
         faces = []
         for f, pts, p in zip(found, out.points.double().numpy(), out.presence.tolist()):
             if p < self.presence_threshold:

@@ -29,11 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceshield.core.check import check_rgb_uint8, check_rois
+from faceshield.core.check import check_rois
 from faceshield.core.types import Face
 from faceshield.faces.crop import crop_boxes
-from faceshield.io import to_tensor
-from faceshield.models.base import LandmarkExtractor
+from faceshield.models.base import LandmarkExtractor, detected_rois
 
 logger = logging.getLogger(__name__)
 
@@ -443,14 +442,12 @@ class HeatmapExtractor(LandmarkExtractor):
             One :class:`Face` per detected face: ``box`` = ``roi`` = the detector box, ``score`` the
             detector's, ``points`` ``(K, 2)`` in pixels.
         """
-        image = check_rgb_uint8(image)
-        found = self.detector.detect(image)
-        if not found:
+        inputs = detected_rois(self.detector, image)
+        if inputs is None:
             return []
-        x = to_tensor(image)
-        rois = torch.as_tensor(np.stack([f.box for f in found]), dtype=torch.float32)
+        found, x, rois, index = inputs
         with torch.inference_mode():
-            h, squares = self._heatmaps_and_squares(x, rois, torch.zeros(len(found), dtype=torch.long), False, quantize=True)
+            h, squares = self._heatmaps_and_squares(x, rois, index, False, quantize=True)
             pts = self.to_image(self.decode_library(h), squares, h.shape[-2:]).double().cpu().numpy()
         return [Face(box=f.box, points=p, scheme=self.scheme, score=f.score, roi=f.box) for f, p in zip(found, pts)]
 
