@@ -111,3 +111,19 @@ def test_bad_arguments_have_clear_errors(toy_extractor, images):
         IFGSM(loss)(images * 2)
     with pytest.raises(ValueError, match="expected a batch of 3 images"):
         IFGSM(loss)(images[:1])
+
+
+def test_soft_mask_is_a_per_pixel_budget(toy_extractor, images):
+    """mask in (0, 1) scales eps pixel by pixel; the 8-bit result keeps floor(eps * mask * 255)."""
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., :, :32] = 1.0
+    mask[..., :, 32:] = 0.4  # 6 of 15 levels
+    mask[..., :8, :] = 0.0
+    for budget in ("project", "paper"):
+        adv = MIFGSM(HeatmapCosineLoss(toy_extractor, rois(3)), eps=15 / 255, steps=30, budget=budget)(images, mask)
+        d = (torch.round(adv * 255) - torch.round(images * 255)).abs()
+        assert d[..., :8, :].max() == 0
+        assert d[..., 8:, 32:].max() <= 6
+        if budget == "project":
+            assert d[..., 8:, 32:].max() == 6  # the reduced budget is used, not just respected
+            assert d[..., 8:, :32].max() == 15

@@ -64,19 +64,25 @@ def per_sample_uniform(x: torch.Tensor, seed: int) -> torch.Tensor:
     return out
 
 
-def quantize_to_budget(x_adv: torch.Tensor, x_clean: torch.Tensor, eps: float) -> torch.Tensor:
+def quantize_to_budget(x_adv: torch.Tensor, x_clean: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     """Round ``x_adv`` to the 8-bit grid and keep it within ``eps`` of the 8-bit clean image.
 
     Args:
         x_adv, x_clean: ``(B, 3, H, W)`` in [0, 1].
-        eps: budget in [0, 1] units; the 8-bit budget is ``floor(eps * 255)`` levels.
+        eps: budget in [0, 1] units, a number or a per-pixel map broadcastable to ``x_adv``
+            (e.g. ``(B or 1, 1, H, W)``); the 8-bit budget is ``floor(eps * 255)`` levels.
 
     Returns:
         ``(B, 3, H, W)`` on the grid ``k / 255`` with ``|255 * (out - round(255 * x_clean))| <= floor(255 * eps)``.
     """
-    levels = math.floor(eps * 255 + 1e-6)
     q_clean = torch.round(x_clean * 255)
-    d = (torch.round(x_adv * 255) - q_clean).clamp_(-levels, levels)
+    d = torch.round(x_adv * 255) - q_clean
+    if isinstance(eps, torch.Tensor):
+        levels = torch.floor(eps * 255 + 1e-6)
+        d = torch.minimum(torch.maximum(d, -levels), levels)
+    else:
+        levels = math.floor(eps * 255 + 1e-6)
+        d.clamp_(-levels, levels)
     return (q_clean + d).clamp_(0, 255) / 255
 
 
@@ -153,7 +159,9 @@ class Attack:
 
         Args:
             x: ``(B, 3, H, W)`` RGB in [0, 1] (the clean images).
-            mask: optional ``(B or 1, 1, H, W)`` in [0, 1]; pixels where it is 0 are never changed.
+            mask: optional ``(B or 1, 1, H, W)`` in [0, 1], a per-pixel budget: pixel ``p`` may move
+                by at most ``eps * mask[p]`` (0: never changed; 1: the full ``eps``), e.g. a face
+                mask times a perceptual weight (:func:`faceshield.attacks.budget.texture_budget`).
             seed: seed of the starting noise (same seed and images -> identical result).
 
         Returns:
@@ -177,9 +185,10 @@ class Attack:
         tol = 1e-6
         # bounds of delta: stay in [0, 1] (and, projecting, in the eps-ball), fused into one clamp per step
         lo, hi = x.neg(), x.neg().add_(1)
+        eps = self.eps if mask is None else self.eps * mask  # per-pixel budget
         if self.budget == "project":
-            lo.clamp_(min=-self.eps)
-            hi.clamp_(max=self.eps)
+            lo = torch.maximum(lo, -eps) if mask is not None else lo.clamp_(min=-eps)
+            hi = torch.minimum(hi, eps) if mask is not None else hi.clamp_(max=eps)
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
         for step in range(self.steps):
@@ -196,13 +205,13 @@ class Attack:
             if self.budget == "project":
                 delta = new
             else:  # paper: stop a sample before it leaves the eps-ball
-                ok = new.flatten(1).abs().amax(1) <= self.eps + tol
+                ok = (new.abs() - eps).flatten(1).amax(1) <= tol
                 active &= ok
                 delta = torch.where(active[:, None, None, None], new, delta)
                 if not active.any():
                     break
         out = x + delta
-        return quantize_to_budget(out, x, self.eps) if self.quantize else out
+        return quantize_to_budget(out, x, eps) if self.quantize else out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r})"

@@ -74,8 +74,11 @@ class EOTLoss(nn.Module):
         self.last: list[Transform] = []  # the transforms of the last call
 
     def reset(self) -> None:
-        """Restart the sequence of draws (the attack engine calls this at the start of a run)."""
+        """Restart the sequence of draws, the wrapped loss's too (the attack engine calls this at the
+        start of a run)."""
         self.calls = 0
+        if callable(getattr(self.loss, "reset", None)):
+            self.loss.reset()
 
     def draw(self, t: int) -> list[Transform]:
         """The ``samples`` concrete transforms of draw ``t``."""

@@ -12,7 +12,7 @@ transforms are refused with a :class:`BenchConfigError` naming where in the file
     images: [sample, {helen_test: 20}, "photos/*.jpg", {video: clip.mp4, frames: 5, tail: 20}]
     extractors: null                 # evaluator columns (default: every registered one available)
     attack: {eps: 15, alpha: 1, steps: 20, decay: 0.5, budget: project, mask: face,
-             mask_scale: 1.6, jitter: 9, eot: [], eot_samples: 4}
+             mask_scale: 1.6, jitter: 9, eot: [], eot_samples: 4, perceptual: false, jitter_mode: fixed}
     tables:
       table2: {sources: [mtcnn], rows: [base1, base2, lb]}
       table4: {rows: [lb, {label: LB+EOT, method: lb, eot: [default]}], transforms: [identity, jpeg75, c]}
@@ -55,7 +55,8 @@ class BenchConfigError(FaceshieldError, ValueError):
 #: Attack settings (CLI units: eps and alpha in 8-bit levels) and their defaults, the paper's.
 ATTACK_DEFAULTS: dict[str, Any] = {
     "eps": 15.0, "alpha": 1.0, "steps": 20, "decay": 0.5, "budget": "project", "mask": "face",
-    "mask_scale": 1.6, "jitter": 9, "eot": [], "eot_samples": 4,
+    "mask_scale": 1.6, "jitter": 9, "eot": [], "eot_samples": 4, "perceptual": False,
+    "jitter_mode": "fixed",
 }
 BUDGETS = ("project", "paper")
 
@@ -170,6 +171,14 @@ def _attack_value(key: str, v: Any, where: str) -> Any:
         from faceshield.pipeline.image import MASK_MODES
 
         return _string(v, where, MASK_MODES)
+    if key == "jitter_mode":
+        from faceshield.attacks.losses import JITTER_MODES
+
+        return _string(v, where, JITTER_MODES)
+    if key == "perceptual":
+        if not isinstance(v, bool):
+            raise _fail(where, f"expected true or false, got {v!r}")
+        return v
     if key == "eot":
         if v is None:
             return []
@@ -212,7 +221,8 @@ class RowSpec:
         return ProtectConfig(
             method=self.method, targets=tuple(targets), eps=s["eps"] / 255, alpha=s["alpha"] / 255, steps=s["steps"],
             decay=s["decay"], budget=s["budget"], mask=s["mask"], mask_scale=s["mask_scale"], jitter=s["jitter"],
-            seed=seed, eot=tuple(s["eot"]), eot_samples=s["eot_samples"],
+            seed=seed, eot=tuple(s["eot"]), eot_samples=s["eot_samples"], perceptual=s["perceptual"],
+            jitter_mode=s["jitter_mode"],
         )
 
     def to_dict(self) -> dict | str:

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from faceshield.attacks.budget import texture_budget
+from faceshield.attacks.losses import JITTER_MODES
 from faceshield.attacks import EOT_DEFAULT, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
@@ -33,12 +35,18 @@ class ProtectConfig:
         mask: ``face`` perturbs only the face regions (boxes enlarged by ``mask_scale``), ``none`` lets
             the attack touch whatever its gradients reach.
         jitter: box-jitter copies per face (robustness to where the real detector puts the box).
+        jitter_mode: ``fixed`` (a fixed pattern of shifted / scaled boxes) or ``random`` (fresh
+            random boxes at every step, an expectation over boxes; one extra clean forward pass per
+            step): see :mod:`faceshield.attacks.losses`.
         seed: random seed (PGD's random start, EOT and input-diversity draws); same seed -> identical bytes.
         eot: expectation over transformations: differentiable transform specs the loss is averaged
             over (e.g. ``("diffjpeg:q=40..90", "identity")``; ``("default",)`` means
             :data:`~faceshield.attacks.EOT_DEFAULT`); empty (default) = off.
         eot_samples: transforms drawn per iteration when ``eot`` is on (2: on the astronaut sample
             2, 4 and 8 samples gave the same NME after JPEG Q50; momentum averages over iterations too).
+        perceptual: scale the budget pixel by pixel with local texture
+            (:func:`~faceshield.attacks.budget.texture_budget`: flat skin gets a third of ``eps``,
+            edges and hair the full ``eps``), which keeps SSIM higher for the same ``eps``.
     """
 
     method: str = "lb"
@@ -51,9 +59,11 @@ class ProtectConfig:
     mask: str = "face"
     mask_scale: float = 1.6
     jitter: int = 9
+    jitter_mode: str = "fixed"
     seed: int = 0
     eot: tuple[str, ...] = ()
     eot_samples: int = 2
+    perceptual: bool = False
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
@@ -63,6 +73,8 @@ class ProtectConfig:
             raise ValueError(f"mask: expected one of {MASK_MODES}, got {self.mask!r}")
         if self.jitter < 1:
             raise ValueError(f"jitter: expected >= 1, got {self.jitter}")
+        if self.jitter_mode not in JITTER_MODES:
+            raise ValueError(f"jitter_mode: expected one of {JITTER_MODES}, got {self.jitter_mode!r}")
         eot = (self.eot,) if isinstance(self.eot, str) else tuple(self.eot)
         self.eot = tuple(s for e in eot for s in (EOT_DEFAULT if e == "default" else (e,)))
         if self.eot:
@@ -97,11 +109,11 @@ class ProtectedImage:
     face_boxes: list[np.ndarray] = field(default_factory=list)
 
 
-def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], jitter: int):
+def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig):
     """The Landmark Breaker loss for one extractor: heat-map cosine (Eq. 1) for heat-map models,
-    landmark displacement for regression models."""
+    landmark displacement for regression models, with ``config``'s box jitter."""
     cls = HeatmapCosineLoss if extractor.kind is ExtractorKind.HEATMAP else LandmarkDisplacementLoss
-    return cls(extractor, rois, jitter=jitter)
+    return cls(extractor, rois, jitter=config.jitter, jitter_mode=config.jitter_mode, seed=config.seed)
 
 
 def _work_region(shape: tuple[int, int], boxes: Sequence[np.ndarray], margin: float = 1.0, align: int = 1) -> tuple[int, int, int, int]:
@@ -155,7 +167,7 @@ def protect_array(
     offset = np.array([x0, y0, x0, y0], dtype=np.float64)
     sub = to_tensor(rgb[y0:y1, x0:x1])
 
-    losses = [build_loss(exts[n], [np.array([f.roi - offset for f in fs]).reshape(-1, 4)], config.jitter) for n, fs in faces.items() if fs]
+    losses = [build_loss(exts[n], [np.array([f.roi - offset for f in fs]).reshape(-1, 4)], config) for n, fs in faces.items() if fs]
     loss = losses[0] if len(losses) == 1 else SumLoss(losses)
     if config.eot:
         loss = EOTLoss(loss, config.eot, samples=config.eot_samples, seed=config.seed)
@@ -164,6 +176,9 @@ def protect_array(
     if config.mask == "face":
         m = box_mask(sub.shape[-2:], [b - offset for b in face_boxes], scale=config.mask_scale)
         mask = torch.from_numpy(m)[None, None].float()
+    if config.perceptual:
+        w = texture_budget(sub)
+        mask = w if mask is None else mask * w
     attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget)
     adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
