@@ -127,3 +127,32 @@ def test_soft_mask_is_a_per_pixel_budget(toy_extractor, images):
         if budget == "project":
             assert d[..., 8:, 32:].max() == 6  # the reduced budget is used, not just respected
             assert d[..., 8:, :32].max() == 15
+
+
+def test_random_box_jitter_draws_new_boxes_and_restarts_on_reset(toy_extractor, images):
+    loss = HeatmapCosineLoss(toy_extractor, rois(1), jitter=4, jitter_mode="random", seed=1)
+    a, b = loss.draw_boxes(), loss.draw_boxes()
+    assert a.shape == (4, 4)
+    assert torch.equal(a[0], torch.tensor(ROIS[0][0])) and torch.equal(b[0], a[0])  # copy 0: the box itself
+    assert not torch.equal(a[1:], b[1:])
+    size = 32.0
+    assert ((a - a[0]).abs() <= 0.05 * size * 1.5 + 1e-4).all()  # shift + scale within the amplitude
+    loss.reset()
+    assert torch.equal(loss.draw_boxes(), a)
+
+
+def test_random_box_jitter_is_reproducible_and_batch_invariant(toy_extractor, images):
+    kw = dict(eps=15 / 255, alpha=1 / 255, steps=4)
+    batch = MIFGSM(HeatmapCosineLoss(toy_extractor, rois(3), jitter=3, jitter_mode="random"), **kw)(images, seed=2)
+    again = MIFGSM(HeatmapCosineLoss(toy_extractor, rois(3), jitter=3, jitter_mode="random"), **kw)(images, seed=2)
+    assert torch.equal(batch, again)
+    one = MIFGSM(HeatmapCosineLoss(toy_extractor, rois(1), jitter=3, jitter_mode="random"), **kw)(images[1:2], seed=2)
+    assert torch.equal(one[0], batch[1])
+    fixed = MIFGSM(HeatmapCosineLoss(toy_extractor, rois(3), jitter=3), **kw)(images, seed=2)
+    assert not torch.equal(fixed, batch)
+
+
+@pytest.mark.parametrize("kw", [dict(jitter_mode="wild"), dict(jitter_amp=0.6)])
+def test_bad_jitter_settings_are_refused(toy_extractor, kw):
+    with pytest.raises(ValueError, match="jitter"):
+        HeatmapCosineLoss(toy_extractor, rois(1), jitter=3, **kw)

@@ -109,3 +109,26 @@ def test_refuses_to_write_over_the_original(tmp_path, astronaut):
     r = faceshield.protect([src], src, ProtectConfig(steps=2), evaluate_with=[], overwrite=True)
     assert not r[0].ok and "would replace the original" in r[0].error
     assert sha(src) == before
+
+
+def test_perceptual_budget_keeps_flat_skin_fainter_and_still_moves_landmarks(astronaut):
+    from faceshield.attacks.budget import texture_budget
+    from faceshield.io import to_tensor
+    from faceshield.metrics import box_mask, mask_ssim
+
+    plain = protect_array(astronaut, ProtectConfig())
+    soft = protect_array(astronaut, ProtectConfig(perceptual=True))
+    w = texture_budget(to_tensor(astronaut))[0, 0].numpy()
+    d = np.abs(soft.rgb.astype(int) - astronaut.astype(int)).max(-1)
+    assert (d <= np.ceil(15 * w)).all()  # the per-pixel budget (w is recomputed here on the whole image: float noise)
+    flat = w < 0.5
+    assert flat.sum() > 100 and d[flat].max() < 15
+    face = box_mask(astronaut.shape[:2], plain.face_boxes, scale=1.6)
+    assert mask_ssim(astronaut, soft.rgb, face) > mask_ssim(astronaut, plain.rgb, face) + 0.01
+    r = evaluate_extractor(create_extractor("mtcnn"), astronaut, soft.rgb)
+    assert r.faces_lost == 1 or r.nme > 0.02
+
+
+def test_bad_jitter_mode_is_refused():
+    with pytest.raises(ValueError, match="jitter_mode"):
+        ProtectConfig(jitter_mode="sometimes")
