@@ -9,6 +9,7 @@ from faceshield.io.video import probe_video, read_video, write_video
 from faceshield.metrics import box_mask
 from faceshield.models import create_extractor
 from faceshield.pipeline import FaceTracker, ProtectConfig, protect_video
+from faceshield.pipeline.video import measure_video
 
 CONFIG = ProtectConfig(steps=2, eps=8 / 255, alpha=4 / 255, jitter=3)
 EPS = 8
@@ -60,6 +61,16 @@ def test_h264_output_changed_on_the_face(tmp_path, clip, clean, mtcnn):
     face = d[:, y0:y1, x0:x1].mean()
     far = d[:, ~box_mask(d.shape[1:3], [box], scale=2.2)].mean()  # beyond the perturbed region
     assert face > 1.5 and face > 2 * far, (face, far)
+    a = s.after_codec  # measured on the written H.264 file
+    assert a.frames == 10 and a.faces["mtcnn"] == 10 and a.normaliser["mtcnn"]
+    assert a.ssim_i < 1 and a.ssim_i_min <= a.ssim_i
+    assert a.faces_lost["mtcnn"] == 10 or a.nme["mtcnn"] > 0.01
+    assert s.to_dict()["after_codec"]["nme"] == a.nme
+
+
+def test_measure_video_of_a_file_against_itself_is_perfect(clip, mtcnn):
+    m = measure_video(clip, clip, {"mtcnn": mtcnn}, every=3)
+    assert (m.frames, m.ssim_i, m.nme["mtcnn"], m.faces["mtcnn"], m.faces_lost["mtcnn"]) == (4, 1.0, 0.0, 4, 0)
 
 
 def test_keyframe_mode_carries_the_perturbation(tmp_path, clip, clean, mtcnn):

@@ -131,9 +131,12 @@ def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool
             nonlocal failures
             if r.ok:
                 s = r.report
+                after = s.get("after_codec") or {}
+                nmes = ", ".join(f"{k} {_fmt(v)}" for k, v in (after.get("nme") or {}).items())
+                measured = f"; after the codec: NME {nmes}, SSIM_I {_fmt(after['ssim_i'])}" if after else ""
                 bar.console.print(
                     f"[green]ok[/]    {escape(str(r.input))} -> {escape(str(r.output))}  ({s['frames']} frames at {s['fps']:g} fps, "
-                    f"{s['key_frames']} attacked, faces in {s['frames_with_faces']}; SSIM_I {_fmt(s['ssim_i'])}; {s['frames_per_second']:.2f} frames/s"
+                    f"{s['key_frames']} attacked, faces in {s['frames_with_faces']}; SSIM_I {_fmt(s['ssim_i'])}{measured}; {s['frames_per_second']:.2f} frames/s"
                     + ("; audio kept)" if s["audio"] else ")"),
                     soft_wrap=True,
                 )

@@ -222,7 +222,8 @@ def _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval,
         try:
             report = summary.to_dict() | {
                 "source": info.to_dict(),
-                "metric_notes": "ssim_i: mean SSIM_I over frames, protected vs decoded original, before the video codec; linf in 8-bit levels before the codec",
+                "metric_notes": "ssim_i: mean SSIM_I over frames, protected vs decoded original, before the video codec; linf in 8-bit levels before the codec; "
+                "after_codec: the written file decoded again against the original, SSIM_I and NME of each target extractor's full pipeline (fraction of its normaliser)",
                 "versions": _versions(),
             }
             write_json_atomic(report_path, report, overwrite=overwrite)

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from faceshield.faces.boxes import box_iou
 from faceshield.io.video import default_codec, read_video, resolve_codec, same_file, write_video
 from faceshield.metrics import linf_levels, ssim
 from faceshield.models import LandmarkExtractor, create_extractor
+from faceshield.pipeline.evaluate import evaluate_extractor
 from faceshield.pipeline.image import ProtectConfig, protect_array
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,8 @@ class VideoSummary:
         reused_frames: frames in which at least one missed face was filled in from its track.
         ssim_i: mean SSIM_I over the frames, protected vs decoded original, before the video codec
             (``ssim_i_min`` the worst frame); None when not measured.
+        after_codec: what survives the codec, measured on the written file (:func:`measure_video`,
+            a :class:`VideoMeasurement`); None when not measured.
         linf: largest change in 8-bit levels over all frames, before the video codec (<= eps).
         audio: whether the output carries the source's audio.
         settings: the :class:`~faceshield.pipeline.image.ProtectConfig` plus the video settings.
@@ -150,6 +153,7 @@ class VideoSummary:
     linf: int
     audio: bool
     settings: dict = field(default_factory=dict)
+    after_codec: "VideoMeasurement | None" = None
 
     @property
     def frames_with_faces(self) -> int:
@@ -159,7 +163,65 @@ class VideoSummary:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["input"], d["output"] = str(self.input), str(self.output)
         d["frames_with_faces"] = self.frames_with_faces
+        d["after_codec"] = None if self.after_codec is None else asdict(self.after_codec)
         return d
+
+
+@dataclass
+class VideoMeasurement:
+    """A protected video file against its original, frame by frame, after the video codec.
+
+    Attributes:
+        frames: frame pairs compared.
+        ssim_i, ssim_i_min: mean and worst SSIM_I (whole frame) of the decoded protected frames.
+        nme: per extractor, mean NME over the faces it finds in both videos (fraction of its
+            normaliser; ground truth = its output on the original frame); None if none was found.
+        faces: per extractor, faces found on the original frames; ``faces_lost`` how many of them it
+            no longer finds on the protected frames (a protection success, not in ``nme``).
+        normaliser: per extractor, the NME normaliser.
+    """
+
+    frames: int
+    ssim_i: float
+    ssim_i_min: float
+    nme: dict[str, float | None]
+    faces: dict[str, int]
+    faces_lost: dict[str, int]
+    normaliser: dict[str, str]
+
+
+def measure_video(original: str | os.PathLike[str], protected: str | os.PathLike[str], extractors: Mapping[str, LandmarkExtractor], *, every: int = 1) -> VideoMeasurement:
+    """Decode both videos in step and compare every ``every``-th frame pair: SSIM_I and, for each
+    extractor, the NME of its full pipeline (detector included) on the decoded protected frame
+    against the original frame (:func:`~faceshield.pipeline.evaluate.evaluate_extractor`).
+
+    Raises:
+        VideoReadError: either file is unreadable.
+        ValueError: ``every`` < 1, or the videos have no frame pair.
+    """
+    if every < 1:
+        raise ValueError(f"every: expected a positive integer, got {every}")
+    a, b = read_video(original), read_video(protected)
+    ssims: list[float] = []
+    errs: dict[str, list[float]] = {n: [] for n in extractors}
+    found = dict.fromkeys(extractors, 0)
+    lost = dict.fromkeys(extractors, 0)
+    for i, (clean, prot) in enumerate(zip(a.frames, b.frames)):
+        if i % every:
+            continue
+        ssims.append(ssim(clean, prot))
+        for n, ext in extractors.items():
+            r = evaluate_extractor(ext, clean, prot)
+            found[n] += r.faces_clean
+            lost[n] += r.faces_lost
+            errs[n] += [v for v in r.nme_per_face if v is not None]
+    if not ssims:
+        raise ValueError(f"{original} and {protected}: no frame pair to compare")
+    return VideoMeasurement(
+        frames=len(ssims), ssim_i=float(np.mean(ssims)), ssim_i_min=float(np.min(ssims)),
+        nme={n: float(np.mean(v)) if v else None for n, v in errs.items()}, faces=found, faces_lost=lost,
+        normaliser={n: e.scheme.normaliser_name for n, e in extractors.items()},
+    )
 
 
 def protect_video(
@@ -199,7 +261,9 @@ def protect_video(
         progress: called as ``progress(done, total)`` after each frame.
         extractors: optional pre-built target extractors by name.
         tracker: :class:`FaceTracker` arguments (``min_iou``, ``max_missing``).
-        measure: compute SSIM_I per frame (about 0.1 s per 512x512 frame).
+        measure: compute SSIM_I per frame (about 0.1 s per 512x512 frame) and, on the written file,
+            what survives the codec (:func:`measure_video` with the target extractors: one more
+            decode and two detections per frame).
 
     Returns:
         :class:`VideoSummary`.
@@ -269,6 +333,7 @@ def protect_video(
 
     write_video(dst, protected_frames(), info.fps, codec=codec, crf=crf, audio_from=src, overwrite=overwrite)
     seconds = time.perf_counter() - t0
+    after = measure_video(src, dst, exts) if measure else None
     n = len(faces_per_frame)
     enc = resolve_codec(codec or default_codec(dst), crf)
     quality = crf if crf is not None else enc.qscale if enc.qscale is not None else enc.options.get("crf")
@@ -282,7 +347,7 @@ def protect_video(
         size=[info.width, info.height], seconds=round(seconds, 3), frames_per_second=round(n / seconds, 3) if seconds > 0 else 0.0,
         key_frames=stats["key"], faces_per_frame=faces_per_frame, reused_frames=stats["reused"],
         ssim_i=float(np.mean(ssims)) if ssims else None, ssim_i_min=float(np.min(ssims)) if ssims else None,
-        linf=stats["linf"], audio=info.has_audio, settings=settings,
+        linf=stats["linf"], audio=info.has_audio, settings=settings, after_codec=after,
     )
 
 
