@@ -8,11 +8,12 @@ re-compression comes from wrapping the loss in :class:`EOTLoss`.
 from __future__ import annotations
 
 from faceshield.attacks.base import Attack, quantize_to_budget
+from faceshield.attacks.budget import texture_budget
 from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
 from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
 from faceshield.attacks.fgsm import FGSM
 from faceshield.attacks.ifgsm import IFGSM
-from faceshield.attacks.losses import HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, move_boxes
+from faceshield.attacks.losses import JITTER_MODES, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, move_boxes
 from faceshield.attacks.mifgsm import MIFGSM
 from faceshield.attacks.mixed import MixedFGSM
 from faceshield.attacks.pgd import PGD
@@ -45,7 +46,7 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
+    "ATTACKS", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
     "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "create_attack", "eot_pool", "heatmap_cosine_loss", "move_boxes",
-    "quantize_to_budget", "resize_pad",
+    "quantize_to_budget", "resize_pad", "texture_budget",
 ]

@@ -75,14 +75,9 @@ def quantize_to_budget(x_adv: torch.Tensor, x_clean: torch.Tensor, eps: float | 
     Returns:
         ``(B, 3, H, W)`` on the grid ``k / 255`` with ``|255 * (out - round(255 * x_clean))| <= floor(255 * eps)``.
     """
+    levels = torch.floor(eps * 255 + 1e-6) if isinstance(eps, torch.Tensor) else math.floor(eps * 255 + 1e-6)
     q_clean = torch.round(x_clean * 255)
-    d = torch.round(x_adv * 255) - q_clean
-    if isinstance(eps, torch.Tensor):
-        levels = torch.floor(eps * 255 + 1e-6)
-        d = torch.minimum(torch.maximum(d, -levels), levels)
-    else:
-        levels = math.floor(eps * 255 + 1e-6)
-        d.clamp_(-levels, levels)
+    d = (torch.round(x_adv * 255) - q_clean).clamp_(-levels, levels)
     return (q_clean + d).clamp_(0, 255) / 255
 
 
@@ -185,10 +180,10 @@ class Attack:
         tol = 1e-6
         # bounds of delta: stay in [0, 1] (and, projecting, in the eps-ball), fused into one clamp per step
         lo, hi = x.neg(), x.neg().add_(1)
-        eps = self.eps if mask is None else self.eps * mask  # per-pixel budget
+        eps = self.eps if mask is None else self.eps * mask  # a number, or a per-pixel budget
         if self.budget == "project":
-            lo = torch.maximum(lo, -eps) if mask is not None else lo.clamp_(min=-eps)
-            hi = torch.minimum(hi, eps) if mask is not None else hi.clamp_(max=eps)
+            lo.clamp_(min=-eps)
+            hi.clamp_(max=eps)
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
         for step in range(self.steps):

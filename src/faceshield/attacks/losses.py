@@ -67,10 +67,17 @@ def jitter_boxes(boxes: torch.Tensor, n: int, shift: float = 0.05, scale: float 
     if n <= 1:
         return boxes
     pattern = [(0, 0, 1), (1, 0, 1), (-1, 0, 1), (0, 1, 1), (0, -1, 1), (0, 0, 1 + scale), (0, 0, 1 - scale), (1, 1, 1 - scale), (-1, -1, 1 + scale)]
-    p = torch.tensor([pattern[i % len(pattern)] for i in range(n)], dtype=boxes.dtype, device=boxes.device)
+    p = torch.tensor([pattern[i % len(pattern)] for i in range(n)], dtype=boxes.dtype, device=boxes.device)[None]
+    return _moved_copies(boxes, p[..., :2] * shift, p[..., 2:])
+
+
+def _moved_copies(boxes: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``(F, 4)`` boxes -> ``(F * n, 4)`` copies, copy ``i`` of face ``f`` with its centre moved by
+    ``shift[f, i]`` (``(F or 1, n, 2)``, fractions of the box size) and its size times ``scale[f, i]``
+    (``(F or 1, n, 1)``)."""
     wh = (boxes[:, 2:] - boxes[:, :2])[:, None]  # (F, 1, 2)
-    c = (boxes[:, :2] + boxes[:, 2:])[:, None] / 2 + p[None, :, :2] * shift * wh
-    half = wh / 2 * p[None, :, 2:]
+    c = (boxes[:, :2] + boxes[:, 2:])[:, None] / 2 + shift * wh
+    half = wh / 2 * scale
     return torch.cat([c - half, c + half], dim=-1).reshape(-1, 4)
 
 
@@ -85,10 +92,7 @@ def random_jitter_boxes(boxes: torch.Tensor, n: int, amp: float, seeds: Sequence
         return boxes
     u = torch.stack([torch.rand(n, 3, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).to(boxes) * 2 - 1
     u[:, 0] = 0
-    wh = (boxes[:, 2:] - boxes[:, :2])[:, None]  # (F, 1, 2)
-    c = (boxes[:, :2] + boxes[:, 2:])[:, None] / 2 + u[..., :2] * amp * wh
-    half = wh / 2 * (1 + amp * u[..., 2:])
-    return torch.cat([c - half, c + half], dim=-1).reshape(-1, 4)
+    return _moved_copies(boxes, u[..., :2] * amp, 1 + amp * u[..., 2:])
 
 
 class _FaceLoss(nn.Module):

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from faceshield.attacks.budget import texture_budget
-from faceshield.attacks.losses import JITTER_MODES
-from faceshield.attacks import EOT_DEFAULT, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool
+from faceshield.attacks import (
+    EOT_DEFAULT, JITTER_MODES, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool, texture_budget,
+)
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8

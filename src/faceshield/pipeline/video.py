@@ -262,8 +262,8 @@ def protect_video(
         extractors: optional pre-built target extractors by name.
         tracker: :class:`FaceTracker` arguments (``min_iou``, ``max_missing``).
         measure: compute SSIM_I per frame (about 0.1 s per 512x512 frame) and, on the written file,
-            what survives the codec (:func:`measure_video` with the target extractors: one more
-            decode and two detections per frame).
+            what survives the codec (:func:`measure_video` with the target extractors: both files
+            decoded once more and two detections per frame).
 
     Returns:
         :class:`VideoSummary`.
