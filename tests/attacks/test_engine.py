@@ -156,3 +156,37 @@ def test_random_box_jitter_is_reproducible_and_batch_invariant(toy_extractor, im
 def test_bad_jitter_settings_are_refused(toy_extractor, kw):
     with pytest.raises(ValueError, match="jitter"):
         HeatmapCosineLoss(toy_extractor, rois(1), jitter=3, **kw)
+
+
+def _roughness(d: torch.Tensor) -> float:
+    """Mean absolute difference between neighbouring pixels of a perturbation (high for pixel noise)."""
+    return float((d[..., 1:, :] - d[..., :-1, :]).abs().mean() + (d[..., :, 1:] - d[..., :, :-1]).abs().mean())
+
+
+@pytest.mark.parametrize("budget", ["project", "paper"])
+def test_smooth_perturbation_attacks_within_budget_and_is_smoother(budget, toy_extractor, images):
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 8:56, 8:56] = 1.0
+    mask[..., 8:56, 32:56] = 0.4  # 6 of 15 levels
+    kw = dict(eps=15 / 255, alpha=2 / 255, steps=20, budget=budget)
+    loss = HeatmapCosineLoss(toy_extractor, rois(3))
+    plain = MIFGSM(loss, **kw)(images, mask, seed=0)
+    attack = MIFGSM(loss, smooth=2.0, **kw)
+    smooth = attack(images, mask, seed=0)
+    d = torch.round(smooth * 255) - torch.round(images * 255)
+    assert d.abs().max() <= 15 and d[..., :, 32:].abs().max() <= 6  # the per-pixel budget holds after the blur
+    assert d[..., :8, :].abs().max() == 0 and d[..., 56:, :].abs().max() == 0
+    if budget == "project":  # (the paper's rule stops all pixels once the 6-level region is used up)
+        assert (loss(smooth, images) < attack.history[0] - 0.005).all()  # it still attacks
+    assert _roughness(d) < 0.5 * _roughness(torch.round(plain * 255) - torch.round(images * 255))
+    assert "smooth=2" in repr(MIFGSM(loss, smooth=2.0))
+
+
+def test_smooth_is_reproducible_and_validated(toy_extractor, images):
+    loss = HeatmapCosineLoss(toy_extractor, rois(3))
+    a = MIFGSM(loss, smooth=1.5, steps=3)(images, seed=1)
+    assert torch.equal(a, MIFGSM(loss, smooth=1.5, steps=3)(images, seed=1))
+    assert not torch.equal(a, MIFGSM(loss, steps=3)(images, seed=1))
+    for bad in (-1, 25, "2", True):
+        with pytest.raises(ValueError, match="smooth: expected a Gaussian sigma"):
+            MIFGSM(loss, smooth=bad)

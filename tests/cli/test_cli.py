@@ -99,6 +99,15 @@ def test_bad_options_are_reported(tmp_path, inputs):
     assert res.exit_code == 2 and "mask: expected one of" in res.output
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--targets", "nonesuch")
     assert res.exit_code == 2 and "unknown extractor 'nonesuch'" in res.output
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--smooth", "-1")
+    assert res.exit_code == 2 and "smooth: expected a Gaussian sigma" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_smooth_option_reaches_the_report(tmp_path, inputs):
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--smooth", "1.5", "--evaluate-with", "none")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "o.json").read_text())["settings"]["smooth"] == 1.5
 
 
 def test_evaluate_and_models(tmp_path, inputs):

@@ -3,11 +3,12 @@
 Names follow Landmark Breaker: ``base1`` = FGSM, ``base2`` = I-FGSM, ``lb`` = MI-FGSM with the
 heat-map / landmark loss; the transfer variants of its Table III are ``lb_trans`` = MI-FGSM with
 input diversity (DI-MI-FGSM) and ``lb_mix`` = alternating Base2 / LB steps. Robustness to
-re-compression comes from wrapping the loss in :class:`EOTLoss`.
+re-compression comes from wrapping the loss in :class:`EOTLoss`; a smooth perturbation (every
+optimiser's ``smooth=sigma``) trades pixel noise for SSIM.
 """
 from __future__ import annotations
 
-from faceshield.attacks.base import Attack, quantize_to_budget
+from faceshield.attacks.base import Attack, check_smooth, quantize_to_budget
 from faceshield.attacks.budget import texture_budget
 from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
 from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
@@ -47,6 +48,6 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 __all__ = [
     "ATTACKS", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
-    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "create_attack", "eot_pool", "heatmap_cosine_loss", "move_boxes",
+    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "move_boxes",
     "quantize_to_budget", "resize_pad", "texture_budget",
 ]

@@ -18,6 +18,13 @@ and Alg. 1's first step would follow floating-point noise. The engine therefore 
 sub-level dither (uniform in +-0.5/255, ``start="dither"``, the default) or a uniform random point
 of the eps-ball (``start="random"``, PGD), or exactly at the clean image (``start="clean"``).
 The noise of sample ``b`` is seeded by ``(seed, its 8-bit content)``, so runs are reproducible.
+Smooth perturbations (``smooth=sigma``, beyond the paper): the image receives ``G_sigma * delta``,
+a Gaussian blur (sigma in pixels) of what the optimiser steps, instead of ``delta`` itself. The
+gradient reaches ``delta`` through the blur, so the sign steps stay the same; the blur is a convex
+combination, so the L_inf budget still holds. SSIM compares local means, contrasts and structure
+in windows of sigma 1.5 px: a perturbation smooth at that scale mostly shifts local means, which
+costs SSIM far less than pixel noise of the same amplitude (measured in ``benchmarks/``).
+
 A loss with a ``reset()`` method (a stochastic loss such as :class:`~faceshield.attacks.eot.EOTLoss`)
 is reset at the start of every run, so its random draws restart too.
 
@@ -35,6 +42,7 @@ import warnings
 import zlib
 from collections.abc import Callable
 
+import kornia
 import torch
 
 from faceshield.core.check import check_image_tensor, check_positive
@@ -51,6 +59,13 @@ def clamp_unit(x: torch.Tensor) -> torch.Tensor:
     """Clamp to ``[0, 1]`` in the forward pass, identity in the backward pass. For transforms inside
     the attack (resampling, codecs) whose float rounding lands just outside the image range."""
     return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+def check_smooth(smooth: float) -> float:
+    """Validate a perturbation-blur sigma (pixels, 0 = off, at most 20) and return it as a float."""
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth <= 20:
+        raise ValueError(f"smooth: expected a Gaussian sigma in pixels in [0, 20] (0 = off), got {smooth!r}")
+    return float(smooth)
 
 
 def per_sample_uniform(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -94,6 +109,7 @@ class Attack:
         quantize: round the result to 8 bits within the budget (what a saved PNG holds).
         start: ``"dither"`` (default), ``"random"`` or ``"clean"`` (see module docstring).
         batch_invariant: run without oneDNN so results are bitwise independent of batch size.
+        smooth: Gaussian sigma in pixels of the perturbation's blur (see module docstring); 0 = off.
     """
 
     name = "attack"
@@ -109,6 +125,7 @@ class Attack:
         quantize: bool = True,
         start: str = "dither",
         batch_invariant: bool = True,
+        smooth: float = 0.0,
     ) -> None:
         if not callable(loss):
             raise TypeError(f"loss: expected a callable loss(x_adv, x_clean) -> (B,), got {type(loss).__name__}")
@@ -126,6 +143,7 @@ class Attack:
             raise ValueError(f"start: expected one of {STARTS}, got {start!r}")
         self.start = start
         self.batch_invariant = bool(batch_invariant)
+        self.smooth = check_smooth(smooth)
         self.history: list[torch.Tensor] = []  # per-step mean loss of the last run, (B,) each
 
     # -- to override ---------------------------------------------------------------------------
@@ -147,6 +165,16 @@ class Attack:
         """The per-sample loss ``(B,)`` differentiated at iteration ``step`` (default: ``self.loss(x_adv, x)``).
         Attacks that transform their input (e.g. input diversity) override this; ``seed`` is the run's seed."""
         return self.loss(x_adv, x)
+
+    def perturbation(self, delta: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """What the image receives for the optimiser's ``delta`` ``(B, 3, H, W)``: ``delta`` itself, or
+        with ``smooth`` its Gaussian blur clamped to ``[lo, hi]`` (the budget and the image range;
+        the clamp passes gradients straight through)."""
+        if not self.smooth:
+            return delta
+        k = 2 * math.ceil(3 * self.smooth) + 1
+        d = kornia.filters.gaussian_blur2d(delta, (k, k), (self.smooth, self.smooth), border_type="reflect")
+        return d + (torch.maximum(torch.minimum(d, hi), lo) - d).detach()
 
     # -- the loop ------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
@@ -184,15 +212,20 @@ class Attack:
         if self.budget == "project":
             lo.clamp_(min=-eps)
             hi.clamp_(max=eps)
+        # bounds of the perturbation the image receives (with smooth, a blur of delta): always the budget
+        out_lo, out_hi = (lo, hi) if self.budget == "project" or not self.smooth else (x.neg().clamp_(min=-eps), x.neg().add_(1).clamp_(max=eps))
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
         for step in range(self.steps):
             with torch.enable_grad():
-                x_adv = (x + delta).requires_grad_(True)
+                d = delta.clone().requires_grad_(True)
+                x_adv = x + self.perturbation(d, out_lo, out_hi)
+                if self.smooth:
+                    x_adv = clamp_unit(x_adv)  # the blur's float rounding may land a hair outside [0, 1]
                 loss = self.objective(x_adv, x, step, seed)
                 if loss.ndim != 1 or loss.shape[0] != x.shape[0]:
                     raise ValueError(f"loss: expected a per-sample tensor of shape ({x.shape[0]},), got {tuple(loss.shape)}")
-                (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+                (grad,) = torch.autograd.grad(loss.sum(), d)
             self.history.append(loss.detach())
             if mask is not None:
                 grad.mul_(mask)
@@ -205,8 +238,9 @@ class Attack:
                 delta = torch.where(active[:, None, None, None], new, delta)
                 if not active.any():
                     break
-        out = x + delta
+        out = (x + self.perturbation(delta, out_lo, out_hi)).clamp_(0, 1)
         return quantize_to_budget(out, x, eps) if self.quantize else out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r})"
+        smooth = f", smooth={self.smooth:g}" if self.smooth else ""
+        return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r}{smooth})"

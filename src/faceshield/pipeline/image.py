@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from faceshield.attacks import (
-    EOT_DEFAULT, JITTER_MODES, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool, texture_budget,
+    EOT_DEFAULT, JITTER_MODES, EOTLoss, check_smooth, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool, texture_budget,
 )
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
@@ -47,6 +47,10 @@ class ProtectConfig:
         perceptual: scale the budget pixel by pixel with local texture
             (:func:`~faceshield.attacks.budget.texture_budget`: flat skin gets a third of ``eps``,
             edges and hair the full ``eps``), which keeps SSIM higher for the same ``eps``.
+        smooth: Gaussian sigma (pixels) the perturbation is blurred with inside the attack (0 = off):
+            a smooth perturbation costs far less SSIM than pixel noise of the same amplitude and
+            survives JPEG better; pair with more ``steps`` and a larger ``alpha`` (the blur averages
+            the sign steps, so they reach the budget more slowly). See :mod:`faceshield.attacks.base`.
     """
 
     method: str = "lb"
@@ -64,6 +68,7 @@ class ProtectConfig:
     eot: tuple[str, ...] = ()
     eot_samples: int = 2
     perceptual: bool = False
+    smooth: float = 0.0
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
@@ -79,6 +84,7 @@ class ProtectConfig:
         self.eot = tuple(s for e in eot for s in (EOT_DEFAULT if e == "default" else (e,)))
         if self.eot:
             self.eot = tuple(t.spec for t in eot_pool(self.eot))  # canonical specs; raises for bad ones
+        self.smooth = check_smooth(self.smooth)
         if isinstance(self.eot_samples, bool) or not isinstance(self.eot_samples, int) or self.eot_samples < 1:
             raise ValueError(f"eot_samples: expected an integer >= 1, got {self.eot_samples!r}")
 
@@ -179,7 +185,7 @@ def protect_array(
     if config.perceptual:
         w = texture_budget(sub)
         mask = w if mask is None else mask * w
-    attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget)
+    attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget, smooth=config.smooth)
     adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
