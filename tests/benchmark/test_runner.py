@@ -48,6 +48,7 @@ def test_every_table_has_markdown_csv_json(smoke):
         rows = list(csv.DictReader((out / f"{t}.csv").open()))
         assert rec["rows"] and len(rows) == len(rec["rows"]) and list(rows[0]) == rec["columns"]
         assert rec["images"] == ["astronaut"] and rec["env"]["versions"]["torch"] == torch.__version__
+    assert "rows LB+EOT = eot default; LB smooth = alpha 2 smooth 2" in (out / "table4.md").read_text()  # what each row changed
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
@@ -61,7 +62,7 @@ def test_tables_measure_what_they_say(smoke):
     t3 = json.loads((out / "table3.json").read_text())
     assert {(r["perturbation"], r["made_on"]) for r in t3["rows"]} == {(a, s) for a in ("LB (MI-FGSM)", "LB_trans (DI-MI-FGSM)") for s in ("mtcnn", "mtcnn+fan")}
     t4 = json.loads((out / "table4.json").read_text())
-    assert [r["transform"] for r in t4["rows"]] == ["none"] * 3 + ["jpeg75"] * 3 + ["c"] * 3
+    assert [r["transform"] for r in t4["rows"]] == ["none"] * 4 + ["jpeg75"] * 4 + ["c"] * 4
     same = next(r for r in t4["rows"] if r["transform"] == "none" and r["perturbation"] == "LB (MI-FGSM)")
     assert same["nme_mtcnn"] == lb["nme_mtcnn"]  # the protection is shared between the tables
     clean = [r for r in t4["rows"] if r["perturbation"] == "clean (transform only)"]

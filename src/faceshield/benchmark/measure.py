@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from faceshield.benchmark.config import ATTACK_DEFAULTS
 from faceshield.benchmark.report import fmt
 from faceshield.pipeline import Evaluation
 
@@ -77,13 +78,22 @@ def nme_cell(rec: Mapping, name: str, white_box: bool = False) -> str:
     return f"{v} (lost {rec.get(f'lost_{name}', 0)}/{rec.get(f'faces_{name}', 0)})"
 
 
-def attack_settings(attack: Mapping[str, Any], seed: int) -> dict:
-    """The run's attack settings as the tables print them (8-bit levels)."""
+def attack_settings(attack: Mapping[str, Any], seed: int, rows: Sequence = ()) -> dict:
+    """The run's attack settings as the tables print them (8-bit levels); options left at their
+    defaults are omitted, and each row of ``rows`` (:class:`~faceshield.benchmark.config.RowSpec`)
+    that overrides them is listed with its overrides."""
     s = {"eps": attack["eps"], "alpha": attack["alpha"], "T": attack["steps"], "decay": attack["decay"], "budget": attack["budget"],
          "mask": f"{attack['mask']} x{attack['mask_scale']:g}" if attack["mask"] == "face" else attack["mask"], "jitter": attack["jitter"]}
+    for k in ("jitter_mode", "perceptual", "smooth"):
+        if attack[k] != ATTACK_DEFAULTS[k]:
+            s[k] = attack[k]
     if attack["eot"]:
         s["eot"] = list(attack["eot"])
         s["eot_samples"] = attack["eot_samples"]
     s["seed"] = seed
     s["units"] = "eps/alpha in 8-bit levels"
+    show = lambda v: f"{v:g}" if isinstance(v, float) else ",".join(map(str, v)) if isinstance(v, list) else str(v)  # noqa: E731
+    overrides = [f"{r.label} = " + " ".join(f"{k} {show(v)}" for k, v in r.overrides.items()) for r in rows if r.overrides]
+    if overrides:
+        s["rows"] = "; ".join(overrides)
     return s

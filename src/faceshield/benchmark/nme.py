@@ -77,7 +77,7 @@ def run_nme_table(name: str, ctx: BenchContext, cfg: BenchConfig, opts: dict, im
         name=name,
         title=TITLES[name].format(sources=", ".join(source_name(s) for s in sources)) + f" ({count(images)})",
         intro=intro,
-        settings=attack_settings(cfg.attack, cfg.seed),
+        settings=attack_settings(cfg.attack, cfg.seed, opts["rows"]),
         columns=["perturbation", "method", "made_on", *nme_columns(names), *METRIC_COLUMNS],
         rows=records, body=body, per_image=per_image, images=[i.name for i in images], notes=notes,
     )

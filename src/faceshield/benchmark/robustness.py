@@ -77,7 +77,7 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
              "evaluation: NME compares the extractor on the clean, untransformed image with the same extractor on the "
              "transformed protected image; SSIM_I / mask-SSIM compare the transformed protected image with the clean one. "
              f"'{CLEAN}': the transformed clean image against the clean one, the transform's own effect. **Bold**: white-box.")
-    settings = {**attack_settings(cfg.attack, cfg.seed), "transforms": {transform_label(s): create_transform(s).spec for s in opts["transforms"]}}
+    settings = {**attack_settings(cfg.attack, cfg.seed, opts["rows"]), "transforms": {transform_label(s): create_transform(s).spec for s in opts["transforms"]}}
     return TableResult(
         name="table4",
         title=f"Table IV on our extractors: robustness to image and video compression ({count(images)})",

@@ -32,7 +32,7 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
     from faceshield.pipeline.swap import evaluate_swap
 
     sources, rows = opts["sources"], opts["rows"]
-    settings = attack_settings(cfg.attack, cfg.seed)
+    settings = attack_settings(cfg.attack, cfg.seed, rows)
     empty = TableResult(name="swap", title="SSIM_W through a face swap: not run", intro=INTRO, settings=settings, columns=COLUMNS, rows=[], body="Not run: see the notes.", notes=notes,
                         images=[i.name for i in images])
     try:
