@@ -110,6 +110,15 @@ def test_smooth_option_reaches_the_report(tmp_path, inputs):
     assert json.loads((tmp_path / "o.json").read_text())["settings"]["smooth"] == 1.5
 
 
+def test_preset_gives_its_settings_and_explicit_options_win(tmp_path, inputs):
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--preset", "smooth", "--steps", "2", "--evaluate-with", "none")
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "o.json").read_text())["settings"]
+    assert (s["smooth"], s["alpha_levels"], s["steps"], s["perceptual"]) == (2.0, 2.0, 2, False)  # --steps given: kept
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "p", "--preset", "fastest")
+    assert res.exit_code == 2 and "--preset: expected one of paper, strong, smooth" in res.output
+
+
 def test_evaluate_and_models(tmp_path, inputs):
     out = tmp_path / "o.png"
     assert run("protect", inputs / "good.jpg", "-o", out, "--evaluate-with", "none").exit_code == 0

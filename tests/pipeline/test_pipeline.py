@@ -129,6 +129,18 @@ def test_perceptual_budget_keeps_flat_skin_fainter_and_still_moves_landmarks(ast
     assert r.faces_lost == 1 or r.nme > 0.02
 
 
+def test_presets():
+    from faceshield.pipeline import PRESETS
+
+    assert ProtectConfig.preset("paper") == ProtectConfig()
+    strong = ProtectConfig.preset("strong", targets=("fan",))
+    assert (strong.steps, strong.perceptual, strong.jitter_mode, strong.targets) == (60, True, "random", ("fan",))
+    assert ProtectConfig.preset("smooth", steps=5).steps == 5 and ProtectConfig.preset("smooth").smooth == 2.0
+    assert set(PRESETS) == {"paper", "strong", "smooth"}
+    with pytest.raises(ValueError, match="preset: expected one of"):
+        ProtectConfig.preset("fastest")
+
+
 def test_bad_jitter_mode_is_refused():
     with pytest.raises(ValueError, match="jitter_mode"):
         ProtectConfig(jitter_mode="sometimes")

@@ -59,15 +59,19 @@ def print_evaluation(ev, title: str = "") -> None:
     out.print(q)
 
 
-def _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter, eot=None, eot_samples=2, perceptual=False, jitter_mode="fixed", smooth=0.0):
-    from faceshield.pipeline import ProtectConfig
+def _config(ctx: typer.Context, preset: str, **opts):
+    """The :class:`ProtectConfig` of the ``protect`` options: ``preset``'s settings, replaced by every
+    option given on the command line (CLI units: eps and alpha in 8-bit levels)."""
+    from faceshield.pipeline import PRESETS, ProtectConfig
 
-    return ProtectConfig(
-        method=method, targets=tuple(t.strip() for t in targets.split(",") if t.strip()), eps=eps / 255, alpha=alpha / 255,
-        steps=steps, decay=decay, budget=budget, seed=seed, mask=mask, jitter=jitter,
-        eot=tuple(t.strip() for t in (eot or "").split(",") if t.strip()), eot_samples=eot_samples, perceptual=perceptual,
-        jitter_mode=jitter_mode, smooth=smooth,
-    )
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
+    opts["targets"] = tuple(t.strip() for t in opts["targets"].split(",") if t.strip())
+    opts["eot"] = tuple(t.strip() for t in (opts["eot"] or "").split(",") if t.strip())
+    opts["eps"], opts["alpha"] = opts["eps"] / 255, opts["alpha"] / 255
+    typed = lambda k: getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"  # noqa: E731  (typer vendors click's enum)
+    given = {k: v for k, v in opts.items() if k not in PRESETS[preset] or typed(k)}
+    return ProtectConfig.preset(preset, **given)
 
 
 def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, evaluate_with, max_pixels: int, show_table: bool) -> int:
@@ -157,8 +161,10 @@ def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool
 
 @app.command()
 def protect(
+    ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories of images; or video files (.mp4, .mov, .avi, .mkv, .webm).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png / video path for a single input).")],
+    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: highest SSIM for its protection). Measured in the README.")] = "paper",
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "lb",
     targets: Annotated[str, typer.Option(help="Comma-separated white-box extractors to attack together (see `faceshield models`).")] = "mtcnn",
     eps: Annotated[float, typer.Option(help="L_inf budget in 8-bit levels (15 = paper).")] = 15,
@@ -189,7 +195,8 @@ def protect(
     The original files are never modified; a failed item writes nothing and the others go on
     (exit code 1 if any item failed)."""
     try:
-        config = _config(method, targets, eps, steps, alpha, decay, budget, seed, mask, jitter, eot, eot_samples, perceptual, jitter_mode, smooth)
+        config = _config(ctx, preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
+                         mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jitter_mode=jitter_mode, smooth=smooth)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)

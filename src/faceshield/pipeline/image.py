@@ -22,6 +22,18 @@ log = logging.getLogger(__name__)
 MASK_MODES = ("face", "none")
 
 
+#: Named settings on top of :class:`ProtectConfig`'s defaults ([0, 1] units), measured in the README
+#: ("Stronger protection", ``benchmarks/results/strong`` and ``benchmarks/results/smooth``):
+#: ``paper`` is Landmark Breaker's Alg. 1 (the defaults, fastest); ``strong`` buys NME with 3x the
+#: steps, a texture-following budget and random box jitter; ``smooth`` blurs the perturbation
+#: (the highest SSIM for its NME; best on FAN, weaker than ``strong`` on HRNet).
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "strong": {"steps": 60, "perceptual": True, "jitter_mode": "random"},
+    "smooth": {"steps": 60, "alpha": 2 / 255, "smooth": 2.0},
+}
+
+
 @dataclass
 class ProtectConfig:
     """Settings of a protection run. Budgets in [0, 1] units (``eps=15/255`` is the paper's 15 levels).
@@ -87,6 +99,13 @@ class ProtectConfig:
         self.smooth = check_smooth(self.smooth)
         if isinstance(self.eot_samples, bool) or not isinstance(self.eot_samples, int) or self.eot_samples < 1:
             raise ValueError(f"eot_samples: expected an integer >= 1, got {self.eot_samples!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "ProtectConfig":
+        """The settings of :data:`PRESETS` ``name``, with ``overrides`` (any field) on top."""
+        if name not in PRESETS:
+            raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
+        return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
         d = asdict(self)
