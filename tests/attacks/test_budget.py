@@ -27,3 +27,23 @@ def test_texture_budget_follows_texture_within_its_range():
 def test_texture_budget_rejects_bad_arguments(kw):
     with pytest.raises(ValueError):
         texture_budget(torch.rand(1, 3, 8, 8), **kw)
+
+
+def test_ssim_penalty_is_zero_for_identical_images_and_counts_only_the_region():
+    from faceshield.attacks.budget import ssim_penalty
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(ssim_penalty(x, x), torch.zeros(2), atol=1e-5)
+    y = x.clone()
+    y[:, :, 8:16, 8:16] = (y[:, :, 8:16, 8:16] + 0.2 * torch.randn(2, 3, 8, 8)).clamp(0, 1)
+    region = torch.zeros(1, 1, 32, 32)
+    region[..., 4:20, 4:20] = 1
+    whole, local = ssim_penalty(y, x), ssim_penalty(y, x, region)
+    assert (whole > 0).all() and (local > 2 * whole).all()  # the mean over the region is not diluted by the rest
+    far = torch.zeros(1, 1, 32, 32)
+    far[..., 26:, 26:] = 1
+    assert torch.allclose(ssim_penalty(y, x, far), torch.zeros(2), atol=1e-5)
+    y.requires_grad_(True)
+    ssim_penalty(y, x, region).sum().backward()
+    assert y.grad.abs().sum() > 0

@@ -190,3 +190,18 @@ def test_smooth_is_reproducible_and_validated(toy_extractor, images):
     for bad in (-1, 25, "2", True):
         with pytest.raises(ValueError, match="smooth: expected a Gaussian sigma"):
             MIFGSM(loss, smooth=bad)
+
+
+def test_ssim_weight_trades_damage_for_ssim(toy_extractor, images):
+    from faceshield.attacks.budget import ssim_penalty
+
+    loss = HeatmapCosineLoss(toy_extractor, rois(3))
+    kw = dict(eps=15 / 255, alpha=1 / 255, steps=20)
+    plain = MIFGSM(loss, **kw)(images, seed=0)
+    attack = MIFGSM(loss, ssim_weight=5.0, **kw)
+    kind = attack(images, seed=0)
+    assert (ssim_penalty(kind, images) < ssim_penalty(plain, images)).all()  # closer to the clean image by SSIM
+    assert (loss(kind, images) < attack.history[0] - 0.005).all()  # and still an attack
+    assert len(attack.history) == 20 and "ssim_weight=5" in repr(attack)
+    with pytest.raises(ValueError, match="ssim_weight: expected >= 0"):
+        MIFGSM(loss, ssim_weight=-1)

@@ -104,10 +104,11 @@ def test_bad_options_are_reported(tmp_path, inputs):
     assert not (tmp_path / "o").exists()
 
 
-def test_smooth_option_reaches_the_report(tmp_path, inputs):
-    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--smooth", "1.5", "--evaluate-with", "none")
+def test_smooth_and_ssim_weight_reach_the_report(tmp_path, inputs):
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--smooth", "1.5", "--ssim-weight", "2", "--evaluate-with", "none")
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "o.json").read_text())["settings"]["smooth"] == 1.5
+    s = json.loads((tmp_path / "o.json").read_text())["settings"]
+    assert s["smooth"] == 1.5 and s["ssim_weight"] == 2
 
 
 def test_preset_gives_its_settings_and_explicit_options_win(tmp_path, inputs):

@@ -159,3 +159,16 @@ def test_smooth_perturbation_keeps_more_ssim_and_still_moves_landmarks(astronaut
     assert r.faces_lost == 1 or r.nme > 0.02
     with pytest.raises(ValueError, match="smooth"):
         ProtectConfig(smooth=-1)
+
+
+def test_ssim_weight_keeps_more_ssim_and_still_moves_landmarks(astronaut):
+    from faceshield.metrics import box_mask, mask_ssim
+
+    plain = protect_array(astronaut, ProtectConfig())
+    kind = protect_array(astronaut, ProtectConfig(ssim_weight=2.0))
+    face = box_mask(astronaut.shape[:2], plain.face_boxes, scale=1.6)
+    assert mask_ssim(astronaut, kind.rgb, face) > mask_ssim(astronaut, plain.rgb, face) + 0.02
+    r = evaluate_extractor(create_extractor("mtcnn"), astronaut, kind.rgb)
+    assert r.faces_lost == 1 or r.nme > 0.02
+    with pytest.raises(ValueError, match="ssim_weight"):
+        ProtectConfig(ssim_weight=-0.5)

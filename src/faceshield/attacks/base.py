@@ -25,6 +25,11 @@ combination, so the L_inf budget still holds. SSIM compares local means, contras
 in windows of sigma 1.5 px: a perturbation smooth at that scale mostly shifts local means, which
 costs SSIM far less than pixel noise of the same amplitude (measured in ``benchmarks/``).
 
+SSIM as part of the objective (``ssim_weight=beta``, beyond the paper): every step minimises
+``loss + beta * (1 - SSIM(x_adv, x))`` (:func:`~faceshield.attacks.budget.ssim_penalty`, averaged over
+the perturbable region), always on the untransformed image, whatever the optimiser's ``objective``
+does to its input. ``history`` keeps ``loss`` alone.
+
 A loss with a ``reset()`` method (a stochastic loss such as :class:`~faceshield.attacks.eot.EOTLoss`)
 is reset at the start of every run, so its random draws restart too.
 
@@ -45,6 +50,7 @@ from collections.abc import Callable
 import kornia
 import torch
 
+from faceshield.attacks.budget import ssim_penalty
 from faceshield.core.check import check_image_tensor, check_positive
 
 # torch warns about Intel-GPU TF32 each time the oneDNN flags are toggled; irrelevant on CPU.
@@ -110,6 +116,7 @@ class Attack:
         start: ``"dither"`` (default), ``"random"`` or ``"clean"`` (see module docstring).
         batch_invariant: run without oneDNN so results are bitwise independent of batch size.
         smooth: Gaussian sigma in pixels of the perturbation's blur (see module docstring); 0 = off.
+        ssim_weight: weight of the SSIM penalty in the objective (see module docstring); 0 = off.
     """
 
     name = "attack"
@@ -126,6 +133,7 @@ class Attack:
         start: str = "dither",
         batch_invariant: bool = True,
         smooth: float = 0.0,
+        ssim_weight: float = 0.0,
     ) -> None:
         if not callable(loss):
             raise TypeError(f"loss: expected a callable loss(x_adv, x_clean) -> (B,), got {type(loss).__name__}")
@@ -144,6 +152,7 @@ class Attack:
         self.start = start
         self.batch_invariant = bool(batch_invariant)
         self.smooth = check_smooth(smooth)
+        self.ssim_weight = check_positive(ssim_weight, "ssim_weight", allow_zero=True)
         self.history: list[torch.Tensor] = []  # per-step mean loss of the last run, (B,) each
 
     # -- to override ---------------------------------------------------------------------------
@@ -225,7 +234,8 @@ class Attack:
                 loss = self.objective(x_adv, x, step, seed)
                 if loss.ndim != 1 or loss.shape[0] != x.shape[0]:
                     raise ValueError(f"loss: expected a per-sample tensor of shape ({x.shape[0]},), got {tuple(loss.shape)}")
-                (grad,) = torch.autograd.grad(loss.sum(), d)
+                total = loss + self.ssim_weight * ssim_penalty(x_adv, x, mask) if self.ssim_weight else loss
+                (grad,) = torch.autograd.grad(total.sum(), d)
             self.history.append(loss.detach())
             if mask is not None:
                 grad.mul_(mask)
@@ -242,5 +252,5 @@ class Attack:
         return quantize_to_budget(out, x, eps) if self.quantize else out
 
     def __repr__(self) -> str:
-        smooth = f", smooth={self.smooth:g}" if self.smooth else ""
-        return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r}{smooth})"
+        extra = (f", smooth={self.smooth:g}" if self.smooth else "") + (f", ssim_weight={self.ssim_weight:g}" if self.ssim_weight else "")
+        return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r}{extra})"

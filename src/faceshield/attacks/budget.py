@@ -6,6 +6,8 @@ contrast term is about ``(2 s sqrt(s^2 + a^2) + C2) / (2 s^2 + a^2 + C2)`` with
 ``C2 = (0.03 * 255)^2`` - close to 1 when ``s >> a`` and ``~C2 / (a^2 + C2)`` (0.2 for ``a = 15``)
 on a flat patch. :func:`texture_budget` turns this into a per-pixel fraction of the L_inf budget,
 the ``mask`` argument of the attack engine (:class:`~faceshield.attacks.base.Attack`).
+:func:`ssim_penalty` is the other route: SSIM itself as a term of the attack's objective
+(the engine's ``ssim_weight``), so every step weighs landmark damage against visible change.
 """
 from __future__ import annotations
 
@@ -63,3 +65,24 @@ def texture_budget(x: torch.Tensor, floor: float = 0.33, full_at: float = 12.0, 
     if r > 0:
         s = torch.nn.functional.max_pool2d(s, 2 * r + 1, stride=1, padding=r)
     return (s / full_at).clamp(floor, 1.0)
+
+
+def ssim_penalty(x_adv: torch.Tensor, x: torch.Tensor, region: torch.Tensor | None = None, window: int = 11) -> torch.Tensor:
+    """Per-sample ``1 - SSIM`` (kornia's Gaussian-window SSIM, sigma 1.5, averaged over channels),
+    averaged over ``region``: differentiable, 0 when ``x_adv == x``.
+
+    Args:
+        x_adv, x: ``(B, 3, H, W)`` in [0, 1].
+        region: optional ``(B or 1, 1, H, W)`` weights (e.g. the perturbation budget mask); the mean is
+            taken where they are positive, so the penalty does not shrink with the size of the margin
+            around the face.
+        window: SSIM window size (pixels, odd).
+
+    Returns:
+        ``(B,)`` in [0, 2].
+    """
+    d = 1 - kornia.metrics.ssim(x_adv, x, window).mean(1, keepdim=True)
+    if region is None:
+        return d.flatten(1).mean(1)
+    w = (region > 0).to(d.dtype).expand_as(d)
+    return (d * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1)

@@ -11,6 +11,7 @@ import torch
 from faceshield.attacks import (
     EOT_DEFAULT, JITTER_MODES, EOTLoss, check_smooth, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool, texture_budget,
 )
+from faceshield.core.check import check_positive
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8
@@ -63,6 +64,8 @@ class ProtectConfig:
             a smooth perturbation costs far less SSIM than pixel noise of the same amplitude and
             survives JPEG better; pair with more ``steps`` and a larger ``alpha`` (the blur averages
             the sign steps, so they reach the budget more slowly). See :mod:`faceshield.attacks.base`.
+        ssim_weight: weight ``beta`` of ``1 - SSIM`` (over the protected region) added to the
+            attack's loss (0 = off): every step weighs landmark damage against visible change.
     """
 
     method: str = "lb"
@@ -81,6 +84,7 @@ class ProtectConfig:
     eot_samples: int = 2
     perceptual: bool = False
     smooth: float = 0.0
+    ssim_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
@@ -97,6 +101,7 @@ class ProtectConfig:
         if self.eot:
             self.eot = tuple(t.spec for t in eot_pool(self.eot))  # canonical specs; raises for bad ones
         self.smooth = check_smooth(self.smooth)
+        self.ssim_weight = check_positive(self.ssim_weight, "ssim_weight", allow_zero=True)
         if isinstance(self.eot_samples, bool) or not isinstance(self.eot_samples, int) or self.eot_samples < 1:
             raise ValueError(f"eot_samples: expected an integer >= 1, got {self.eot_samples!r}")
 
@@ -204,7 +209,8 @@ def protect_array(
     if config.perceptual:
         w = texture_budget(sub)
         mask = w if mask is None else mask * w
-    attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget, smooth=config.smooth)
+    attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget, smooth=config.smooth,
+                           ssim_weight=config.ssim_weight)
     adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
