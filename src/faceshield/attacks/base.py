@@ -18,6 +18,7 @@ and Alg. 1's first step would follow floating-point noise. The engine therefore 
 sub-level dither (uniform in +-0.5/255, ``start="dither"``, the default) or a uniform random point
 of the eps-ball (``start="random"``, PGD), or exactly at the clean image (``start="clean"``).
 The noise of sample ``b`` is seeded by ``(seed, its 8-bit content)``, so runs are reproducible.
+
 Smooth perturbations (``smooth=sigma``, beyond the paper): the image receives ``G_sigma * delta``,
 a Gaussian blur (sigma in pixels) of what the optimiser steps, instead of ``delta`` itself. The
 gradient reaches ``delta`` through the blur, so the sign steps stay the same; the blur is a convex
