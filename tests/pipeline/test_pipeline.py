@@ -136,7 +136,7 @@ def test_presets():
     strong = ProtectConfig.preset("strong", targets=("fan",))
     assert (strong.steps, strong.perceptual, strong.jitter_mode, strong.targets) == (60, True, "random", ("fan",))
     assert ProtectConfig.preset("smooth", steps=5).steps == 5 and ProtectConfig.preset("smooth").smooth == 2.0
-    assert set(PRESETS) == {"paper", "strong", "smooth"}
+    assert set(PRESETS) == {"paper", "strong", "smooth", "quality"} and ProtectConfig.preset("quality").ssim_weight > 0
     with pytest.raises(ValueError, match="preset: expected one of"):
         ProtectConfig.preset("fastest")
 
