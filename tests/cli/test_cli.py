@@ -117,7 +117,7 @@ def test_preset_gives_its_settings_and_explicit_options_win(tmp_path, inputs):
     s = json.loads((tmp_path / "o.json").read_text())["settings"]
     assert (s["smooth"], s["alpha_levels"], s["steps"], s["perceptual"]) == (2.0, 2.0, 2, False)  # --steps given: kept
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "p", "--preset", "fastest")
-    assert res.exit_code == 2 and "--preset: expected one of paper, strong, smooth, quality" in res.output
+    assert res.exit_code == 2 and "--preset: expected one of paper, strong, smooth, quality, robust" in res.output
 
 
 def test_evaluate_and_models(tmp_path, inputs):

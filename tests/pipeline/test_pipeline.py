@@ -136,7 +136,9 @@ def test_presets():
     strong = ProtectConfig.preset("strong", targets=("fan",))
     assert (strong.steps, strong.perceptual, strong.jitter_mode, strong.targets) == (60, True, "random", ("fan",))
     assert ProtectConfig.preset("smooth", steps=5).steps == 5 and ProtectConfig.preset("smooth").smooth == 2.0
-    assert set(PRESETS) == {"paper", "strong", "smooth", "quality"} and ProtectConfig.preset("quality").ssim_weight > 0
+    assert set(PRESETS) == {"paper", "strong", "smooth", "quality", "robust"} and ProtectConfig.preset("quality").ssim_weight > 0
+    robust = ProtectConfig.preset("robust")
+    assert robust.eot and all(t in robust.eot for t in ProtectConfig(eot=("default",)).eot)  # EOT_DEFAULT expanded
     with pytest.raises(ValueError, match="preset: expected one of"):
         ProtectConfig.preset("fastest")
 
