@@ -216,14 +216,11 @@ class Attack:
         delta = (x + delta).clamp_(0, 1).sub_(x)
         active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         tol = 1e-6
-        # bounds of delta: stay in [0, 1] (and, projecting, in the eps-ball), fused into one clamp per step
-        lo, hi = x.neg(), x.neg().add_(1)
         eps = self.eps if mask is None else self.eps * mask  # a number, or a per-pixel budget
-        if self.budget == "project":
-            lo.clamp_(min=-eps)
-            hi.clamp_(max=eps)
-        # bounds of the perturbation the image receives (with smooth, a blur of delta): always the budget
-        out_lo, out_hi = (lo, hi) if self.budget == "project" or not self.smooth else (x.neg().clamp_(min=-eps), x.neg().add_(1).clamp_(max=eps))
+        # bounds of the perturbation the image receives (with smooth, a blur of delta): [0, 1] and the budget
+        out_lo, out_hi = x.neg().clamp_(min=-eps), x.neg().add_(1).clamp_(max=eps)
+        # bounds of delta, fused into one clamp per step: projecting, the same; the paper's rule only keeps [0, 1]
+        lo, hi = (out_lo, out_hi) if self.budget == "project" else (x.neg(), x.neg().add_(1))
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
         for step in range(self.steps):

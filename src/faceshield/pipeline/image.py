@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from faceshield.attacks import (
-    EOT_DEFAULT, JITTER_MODES, EOTLoss, check_smooth, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, eot_pool, texture_budget,
+    EOT_DEFAULT, JITTER_MODES, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, check_smooth, create_attack, eot_pool, texture_budget,
 )
 from faceshield.core.check import check_positive
 from faceshield.core.errors import NoFaceError
