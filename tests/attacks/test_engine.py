@@ -205,3 +205,38 @@ def test_ssim_weight_trades_damage_for_ssim(toy_extractor, images):
     assert len(attack.history) == 20 and "ssim_weight=5" in repr(attack)
     with pytest.raises(ValueError, match="ssim_weight: expected >= 0"):
         MIFGSM(loss, ssim_weight=-1)
+
+
+def test_heatmap_push_is_the_distance_of_the_mass_in_normaliser_units():
+    from faceshield.attacks.losses import heatmap_peaks, heatmap_push
+
+    clean = torch.zeros(1, 2, 16, 16)
+    clean[0, 0, 4, 4] = clean[0, 1, 4, 12] = 1.0  # peaks at x, y = (4.5, 4.5) and (12.5, 4.5): unit 8 px
+    peaks = heatmap_peaks(clean)
+    assert torch.equal(peaks, torch.tensor([[[4.5, 4.5], [12.5, 4.5]]]))
+    assert float(heatmap_push(clean, peaks, (0, 1))) == pytest.approx(0.0, abs=1e-6)
+    moved = clean.clone()
+    moved[0, 0, 4, 4], moved[0, 0, 12, 4] = 0.0, 1.0  # landmark 0 moved 8 px down: 1 unit
+    assert float(heatmap_push(moved, peaks, (0, 1))) == pytest.approx(0.5, abs=1e-3)  # mean over the 2 maps
+    assert float(heatmap_push(moved, peaks, (0, 1), cap=0.5)) == pytest.approx(0.25, abs=1e-3)
+    with pytest.raises(ValueError, match="expected peaks of shape"):
+        heatmap_push(moved, peaks[:, :1], (0, 1))
+
+
+def test_push_moves_heatmap_peaks_further_than_eq1_alone(toy_extractor, images):
+    from faceshield.attacks.losses import heatmap_peaks
+
+    kw = dict(eps=15 / 255, alpha=2 / 255, steps=20)
+    h0 = toy_extractor.heatmaps(images, torch.tensor(ROIS * 3)[:, 0])
+    moved = {}
+    for push in (0.0, 1.0):
+        loss = HeatmapCosineLoss(toy_extractor, rois(3), push=push)
+        start = loss(images, images)
+        assert torch.allclose(start, torch.ones(3), atol=1e-5) if push == 0 else (start < 1).all()  # 1 - push * (spread of the clean mass)
+        adv = MIFGSM(loss, **kw)(images, seed=0)
+        with torch.no_grad():
+            h = toy_extractor.heatmaps(adv, torch.tensor(ROIS * 3)[:, 0])
+        moved[push] = float((heatmap_peaks(h) - heatmap_peaks(h0)).norm(dim=-1).mean())
+    assert moved[1.0] > 1.2 * moved[0.0] and moved[0.0] > 0
+    with pytest.raises(ValueError, match="push: expected a weight >= 0"):
+        HeatmapCosineLoss(toy_extractor, rois(3), push=-0.1)

@@ -174,3 +174,16 @@ def test_ssim_weight_keeps_more_ssim_and_still_moves_landmarks(astronaut):
     assert r.faces_lost == 1 or r.nme > 0.02
     with pytest.raises(ValueError, match="ssim_weight"):
         ProtectConfig(ssim_weight=-0.5)
+
+
+def test_push_reaches_the_heatmap_losses_only(toy_extractor):
+    from faceshield.attacks import HeatmapCosineLoss, LandmarkDisplacementLoss
+    from faceshield.pipeline.image import build_loss
+
+    rois = [np.array([[16.0, 16.0, 48.0, 48.0]])]
+    loss = build_loss(toy_extractor, rois, ProtectConfig(push=0.4))
+    assert isinstance(loss, HeatmapCosineLoss) and loss.push == 0.4
+    assert build_loss(toy_extractor, rois, ProtectConfig()).push == 0  # the paper's Eq. 1 by default
+    assert isinstance(build_loss(create_extractor("mtcnn"), rois, ProtectConfig(push=0.4)), LandmarkDisplacementLoss)
+    with pytest.raises(ValueError, match="push"):
+        ProtectConfig(push=-1)

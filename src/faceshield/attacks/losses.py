@@ -5,6 +5,12 @@
   K heat-maps (Eq. 1 sums them; the mean keeps the value in [-1, 1]: 1 for identical heat-maps).
 * :class:`LandmarkDisplacementLoss` - for regression extractors: minus the NME between landmarks
   on ``x_adv`` and on the clean image (normalised by the clean inter-ocular distance).
+* :func:`heatmap_push` - optional push term of :class:`HeatmapCosineLoss` (``push=lambda``): Eq. 1
+  stops rewarding damage once the heat-maps are orthogonal to the clean ones (the cosine is then
+  about 0 and its gradient vanishes), wherever the new peaks happen to sit. The push term adds the
+  expected distance of each heat-map's soft-max mass from the clean landmark, in NME units (capped),
+  so the attack keeps moving the peaks away: on FAN / HRNet with the ``quality`` settings it raised
+  the NME through the real pipeline from about 0.6-0.75 to 0.8-0.95 at the same SSIM (README).
 * :class:`SumLoss` - an ensemble over several extractors (weighted sum of their losses).
 
 Faces: each loss takes ``rois``, a list with one ``(F_b, 4)`` array of boxes per sample (``Face.roi``
@@ -48,6 +54,49 @@ def heatmap_cosine_loss(h_adv: torch.Tensor, h_clean: torch.Tensor) -> torch.Ten
     if h_adv.shape != h_clean.shape or h_adv.ndim != 4:
         raise ValueError(f"heatmap_cosine_loss: expected two (B, K, h, w) tensors, got {tuple(h_adv.shape)} and {tuple(h_clean.shape)}")
     return nn.functional.cosine_similarity(h_adv.flatten(2), h_clean.flatten(2), dim=2, eps=1e-12).mean(1)
+
+
+#: Soft-max inverse temperature of :func:`heat-map push <heatmap_push>` (FAN / HRNet heat-maps peak at
+#: about 1, so 50 concentrates the mass on the few highest pixels, as ``soft_argmax`` does).
+PUSH_BETA = 50.0
+#: Distances beyond this many normaliser units (inter-ocular distances) earn no more push: the
+#: landmark is already lost, and the budget is better spent on the others.
+PUSH_CAP = 1.5
+
+
+def heatmap_peaks(h: torch.Tensor) -> torch.Tensor:
+    """Argmax of each heat-map: ``(B, K, h, w) -> (B, K, 2)`` ``x, y`` pixel centres (``j + 0.5``)."""
+    _, _, _, ww = h.shape
+    idx = h.detach().flatten(2).argmax(2)
+    return torch.stack([idx % ww, idx // ww], dim=-1).to(h.dtype) + 0.5
+
+
+def heatmap_push(h_adv: torch.Tensor, peaks: torch.Tensor, normaliser: tuple[int, int], *, beta: float = PUSH_BETA, cap: float = PUSH_CAP) -> torch.Tensor:
+    """How far each heat-map's mass lies from the clean landmark, in NME units.
+
+    Args:
+        h_adv: ``(B, K, h, w)`` heat-maps.
+        peaks: ``(B, K, 2)`` clean landmark positions in heat-map pixels (:func:`heatmap_peaks` of
+            the clean heat-maps).
+        normaliser: the point indices ``(i, j)`` whose clean distance is the unit (the NME
+            normaliser of the extractor's scheme, e.g. the outer eye corners of iBUG-68).
+        beta: soft-max inverse temperature; cap: distances are clipped at ``cap`` units.
+
+    Returns:
+        ``(B,)`` mean over k of ``sum_p softmax(beta * h_k)_p * min(|p - peak_k| / d, cap)``, in
+        ``[0, cap]``; differentiable w.r.t. ``h_adv``.
+    """
+    n, k, hh, ww = h_adv.shape
+    if peaks.shape != (n, k, 2):
+        raise ValueError(f"heatmap_push: expected peaks of shape {(n, k, 2)}, got {tuple(peaks.shape)}")
+    i, j = normaliser
+    unit = torch.linalg.vector_norm(peaks[:, i] - peaks[:, j], dim=-1).clamp_min(1.0)  # (B,) heat-map pixels
+    xs = torch.arange(ww, device=h_adv.device, dtype=h_adv.dtype) + 0.5
+    ys = torch.arange(hh, device=h_adv.device, dtype=h_adv.dtype) + 0.5
+    dist = torch.hypot(xs[None, None, None, :] - peaks[..., 0, None, None], ys[None, None, :, None] - peaks[..., 1, None, None])
+    dist = (dist / unit[:, None, None, None]).clamp(max=cap).flatten(2)
+    p = torch.softmax(beta * h_adv.flatten(2), dim=2)
+    return (p * dist).sum(2).mean(1)
 
 
 #: ``(sx, sy, ox, oy)``: pixel content moved by ``u -> (sx * u_x + ox, sy * u_y + oy)``.
@@ -203,14 +252,29 @@ class LandmarkDisplacementLoss(_FaceLoss):
 
 
 class HeatmapCosineLoss(_FaceLoss):
-    """Landmark Breaker Eq. 1 on a heat-map extractor (see :func:`heatmap_cosine_loss`)."""
+    """Landmark Breaker Eq. 1 on a heat-map extractor (see :func:`heatmap_cosine_loss`), minus
+    ``push`` x :func:`heatmap_push` (0 = Eq. 1 alone, the paper's loss).
+
+    Args:
+        extractor, rois, jitter, jitter_mode, jitter_amp, seed: as :class:`LandmarkDisplacementLoss`.
+        push: weight of the push term (``>= 0``); 0.3 is what the ``quality`` preset uses.
+    """
+
+    def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, *, push: float = 0.0, **kwargs) -> None:
+        super().__init__(extractor, rois, jitter, **kwargs)
+        if not push >= 0:
+            raise ValueError(f"push: expected a weight >= 0, got {push}")
+        self.push = float(push)
 
     def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
         # heat-maps live in the frame of their crop, which moves with the boxes: nothing to unmap
         return self.extractor.heatmaps(x, self.boxes if boxes is None else boxes, self.owner)
 
     def per_face(self, pred, ref):
-        return heatmap_cosine_loss(pred, ref)
+        loss = heatmap_cosine_loss(pred, ref)
+        if self.push:
+            loss = loss - self.push * heatmap_push(pred, heatmap_peaks(ref), self.extractor.scheme.normaliser)
+        return loss
 
 
 class SumLoss(nn.Module):

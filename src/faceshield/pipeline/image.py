@@ -70,6 +70,10 @@ class ProtectConfig:
             the sign steps, so they reach the budget more slowly). See :mod:`faceshield.attacks.base`.
         ssim_weight: weight ``beta`` of ``1 - SSIM`` (over the protected region) added to the
             attack's loss (0 = off): every step weighs landmark damage against visible change.
+        push: heat-map extractors only: weight of the push term added to Eq. 1 (0 = off, the
+            paper's loss): the attack keeps moving each heat-map's mass away from the clean landmark
+            after Eq. 1 has bottomed out (:func:`~faceshield.attacks.losses.heatmap_push`).
+            Regression extractors (MTCNN, FaceMesh) already maximise the landmark displacement.
     """
 
     method: str = "lb"
@@ -89,6 +93,7 @@ class ProtectConfig:
     perceptual: bool = False
     smooth: float = 0.0
     ssim_weight: float = 0.0
+    push: float = 0.0
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
@@ -106,6 +111,7 @@ class ProtectConfig:
             self.eot = tuple(t.spec for t in eot_pool(self.eot))  # canonical specs; raises for bad ones
         self.smooth = check_smooth(self.smooth)
         self.ssim_weight = check_positive(self.ssim_weight, "ssim_weight", allow_zero=True)
+        self.push = check_positive(self.push, "push", allow_zero=True)
         if isinstance(self.eot_samples, bool) or not isinstance(self.eot_samples, int) or self.eot_samples < 1:
             raise ValueError(f"eot_samples: expected an integer >= 1, got {self.eot_samples!r}")
 
@@ -145,9 +151,11 @@ class ProtectedImage:
 
 def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig):
     """The Landmark Breaker loss for one extractor: heat-map cosine (Eq. 1) for heat-map models,
-    landmark displacement for regression models, with ``config``'s box jitter."""
-    cls = HeatmapCosineLoss if extractor.kind is ExtractorKind.HEATMAP else LandmarkDisplacementLoss
-    return cls(extractor, rois, jitter=config.jitter, jitter_mode=config.jitter_mode, seed=config.seed)
+    landmark displacement for regression models, with ``config``'s box jitter (and push)."""
+    kw = {"jitter": config.jitter, "jitter_mode": config.jitter_mode, "seed": config.seed}
+    if extractor.kind is ExtractorKind.HEATMAP:
+        return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
+    return LandmarkDisplacementLoss(extractor, rois, **kw)
 
 
 def _work_region(shape: tuple[int, int], boxes: Sequence[np.ndarray], margin: float = 1.0, align: int = 1) -> tuple[int, int, int, int]:
