@@ -9,8 +9,9 @@
   stops rewarding damage once the heat-maps are orthogonal to the clean ones (the cosine is then
   about 0 and its gradient vanishes), wherever the new peaks happen to sit. The push term adds the
   expected distance of each heat-map's soft-max mass from the clean landmark, in NME units (capped),
-  so the attack keeps moving the peaks away: on FAN / HRNet with the ``quality`` settings it raised
-  the NME through the real pipeline from about 0.6-0.75 to 0.8-0.95 at the same SSIM (README).
+  so the attack keeps moving the peaks away: in the ``quality`` preset it raised the NME through
+  the real pipeline from 0.75 to 1.07 (FAN) and from 0.60 to 0.98 (HRNet) at about the same SSIM
+  (README, ``benchmarks/results/quality``).
 * :class:`SumLoss` - an ensemble over several extractors (weighted sum of their losses).
 
 Faces: each loss takes ``rois``, a list with one ``(F_b, 4)`` array of boxes per sample (``Face.roi``
@@ -257,7 +258,7 @@ class HeatmapCosineLoss(_FaceLoss):
 
     Args:
         extractor, rois, jitter, jitter_mode, jitter_amp, seed: as :class:`LandmarkDisplacementLoss`.
-        push: weight of the push term (``>= 0``); 0.3 is what the ``quality`` preset uses.
+        push: weight of the push term (``>= 0``; the ``quality`` preset uses 0.5).
     """
 
     def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, *, push: float = 0.0, **kwargs) -> None:

@@ -24,18 +24,19 @@ MASK_MODES = ("face", "none")
 
 
 #: Named settings on top of :class:`ProtectConfig`'s defaults ([0, 1] units), measured in the README
-#: ("Stronger protection"; ``benchmarks/results/{strong,smooth,smooth_ssim}``): ``paper`` is Landmark
-#: Breaker's Alg. 1 (the defaults, fastest); ``strong`` buys NME with 3x the steps, a texture-following
-#: budget and random box jitter; ``smooth`` blurs the perturbation (sigma 2 px: far higher SSIM);
-#: ``quality`` blurs less (sigma 1 px) and puts SSIM into the objective, with 100 steps (the most
-#: NME at the highest SSIM on the heat-map models); ``robust`` is ``quality`` averaged over random
-#: JPEG / resize / blur (EOT; about 2x slower) for photos and videos that will be re-compressed.
+#: ("Stronger protection"; ``benchmarks/results/{strong,smooth,quality,robust}``): ``paper`` is
+#: Landmark Breaker's Alg. 1 (the defaults, fastest); ``strong`` buys NME with 3x the steps, a
+#: texture-following budget and random box jitter; ``smooth`` blurs the perturbation (sigma 2 px: far
+#: higher SSIM); ``quality`` blurs less (sigma 1 px), puts SSIM into the objective and, on heat-map
+#: models, keeps pushing the heat-maps away after Eq. 1 bottoms out, with 100 steps and random box
+#: jitter (the most NME at the highest SSIM); ``robust`` is ``quality`` averaged over random JPEG /
+#: resize / blur (EOT; about 2x slower) for photos and videos that will be re-compressed.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "strong": {"steps": 60, "perceptual": True, "jitter_mode": "random"},
     "smooth": {"steps": 60, "alpha": 2 / 255, "smooth": 2.0},
-    "quality": {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 0.5},
-    "robust": {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 0.5, "eot": ("default",), "eot_samples": 2},
+    "quality": {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random"},
+    "robust": {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "eot": ("default",), "eot_samples": 2},
 }
 
 
