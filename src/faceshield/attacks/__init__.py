@@ -14,7 +14,7 @@ from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
 from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
 from faceshield.attacks.fgsm import FGSM
 from faceshield.attacks.ifgsm import IFGSM
-from faceshield.attacks.losses import JITTER_MODES, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, move_boxes
+from faceshield.attacks.losses import JITTER_MODES, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, heatmap_push, move_boxes
 from faceshield.attacks.mifgsm import MIFGSM
 from faceshield.attacks.mixed import MixedFGSM
 from faceshield.attacks.pgd import PGD
@@ -48,6 +48,6 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 __all__ = [
     "ATTACKS", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
-    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "move_boxes",
+    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
     "quantize_to_budget", "resize_pad", "texture_budget",
 ]

@@ -84,8 +84,8 @@ def heatmap_push(h_adv: torch.Tensor, peaks: torch.Tensor, normaliser: tuple[int
         beta: soft-max inverse temperature; cap: distances are clipped at ``cap`` units.
 
     Returns:
-        ``(B,)`` mean over k of ``sum_p softmax(beta * h_k)_p * min(|p - peak_k| / d, cap)``, in
-        ``[0, cap]``; differentiable w.r.t. ``h_adv``.
+        ``(B,)`` mean over k of ``sum_p softmax(beta * h_k)_p * min(|p - peak_k| / d, cap)`` (``p``
+        the pixel centres, ``d = |peak_i - peak_j|``), in ``[0, cap]``; differentiable w.r.t. ``h_adv``.
     """
     n, k, hh, ww = h_adv.shape
     if peaks.shape != (n, k, 2):
