@@ -26,11 +26,12 @@ def test_defaults_are_the_papers():
 
 
 def test_smooth_row_reaches_the_protect_config():
-    cfg = parse_config({"tables": {"table1": {"rows": ["lb", {"label": "LB smooth", "method": "lb", "smooth": 2, "alpha": 2, "ssim_weight": 1.5, "push": 0.3}]}}})
+    cfg = parse_config({"tables": {"table1": {"rows": ["lb", {"label": "LB smooth", "method": "lb", "smooth": 2, "alpha": 2, "ssim_weight": 1.5, "push": 0.3, "redetect": 5}]}}})
     plain, smooth = (r.protect_config(cfg.attack, ("fan",), 0) for r in cfg.tables["table1"]["rows"])
     assert plain.smooth == 0 and smooth.smooth == 2.0 and smooth.alpha == 2 / 255
     assert plain.ssim_weight == 0 and smooth.ssim_weight == 1.5
     assert plain.push == 0 and smooth.push == 0.3
+    assert plain.redetect == 0 and smooth.redetect == 5
     assert parse_config(cfg.to_dict()).to_dict() == cfg.to_dict()
 
 
@@ -69,6 +70,7 @@ BAD = [
     ({"tables": {"table1": {"rows": [{"method": "lb", "smooth": -2}]}}}, r"tables\.table1\.rows\[0\]\.smooth: expected a number >= 0"),
     ({"attack": {"ssim_weight": -1}, "tables": {"table2": None}}, r"attack\.ssim_weight: expected a number >= 0"),
     ({"tables": {"table1": {"rows": [{"method": "lb", "push": "far"}]}}}, r"tables\.table1\.rows\[0\]\.push: expected a number"),
+    ({"tables": {"table1": {"rows": [{"method": "lb", "redetect": 2.5}]}}}, r"tables\.table1\.rows\[0\]\.redetect: expected an integer"),
     ({"images": ["helen_test"], "tables": {"table2": None}}, r"images\[0\]: expected \{helen_test: N\}"),
     ({"images": [{"helen_test": 5, "shuffle": True}], "tables": {"table2": None}}, r"images\[0\]: unknown key 'shuffle'"),
     ({"tables": {"swap": {"swap_model": "/nonexistent/swap.pt"}}}, r"tables\.swap\.swap_model: swap model '/nonexistent/swap.pt' not found"),

@@ -187,3 +187,17 @@ def test_push_reaches_the_heatmap_losses_only(toy_extractor):
     assert isinstance(build_loss(create_extractor("mtcnn"), rois, ProtectConfig(push=0.4)), LandmarkDisplacementLoss)
     with pytest.raises(ValueError, match="push"):
         ProtectConfig(push=-1)
+
+
+def test_redetect_is_counted_in_steps_and_reaches_every_loss(toy_extractor):
+    from faceshield.pipeline.image import build_loss
+
+    rois = [np.array([[16.0, 16.0, 48.0, 48.0]])]
+    assert build_loss(toy_extractor, rois, ProtectConfig()).redetect == 0  # off by default
+    assert build_loss(toy_extractor, rois, ProtectConfig(redetect=10)).redetect == 10
+    assert build_loss(create_extractor("mtcnn"), rois, ProtectConfig(redetect=10)).redetect == 10
+    # EOT calls the loss eot_samples times per step: still every 10 steps
+    assert build_loss(toy_extractor, rois, ProtectConfig(redetect=10, eot=("default",), eot_samples=3)).redetect == 30
+    assert ProtectConfig.preset("robust").redetect == ProtectConfig.preset("quality").redetect == 10
+    with pytest.raises(ValueError, match="redetect"):
+        ProtectConfig(redetect=-1)

@@ -1,0 +1,85 @@
+"""Re-detection inside the loss (``redetect=k``): the box the detector picks on the protected image
+is attacked too, at the same number of forward passes."""
+import numpy as np
+import pytest
+import torch
+
+from faceshield.attacks import MIFGSM, HeatmapCosineLoss, LandmarkDisplacementLoss
+from faceshield.core.types import Face
+
+ROI = [16.0, 16.0, 48.0, 48.0]
+MOVED = [20.0, 18.0, 52.0, 50.0]  # IoU 0.70 with ROI: the same face, a new box
+
+
+@pytest.fixture
+def moving(toy_extractor):
+    """``moving(found)``: the toy extractor, but its detector returns the boxes ``found`` on any
+    image and counts its calls (``.detections``)."""
+
+    class MovingDetector(type(toy_extractor)):
+        def __init__(self, found):
+            super().__init__()
+            self.found = found
+            self.detections = 0
+
+        def detect(self, image):
+            self.detections += 1
+            return [Face(box=np.array(b), points=np.zeros((5, 2)), scheme=self.scheme) for b in self.found]
+
+    return MovingDetector
+
+
+def per_sample_weight(loss):
+    return torch.zeros(loss.n_samples).index_add(0, loss.owner, loss.weight)
+
+
+@pytest.mark.parametrize("mode", ["fixed", "random"])
+def test_redetect_adds_the_detected_box_at_the_same_cost(moving, images, mode):
+    ext = moving([MOVED])
+    loss = LandmarkDisplacementLoss(ext, [[ROI]] * 2, jitter=5, jitter_mode=mode, redetect=2)
+    x = images[:2].clone().requires_grad_(True)
+    loss(x, images[:2])
+    assert ext.detections == 0 and loss.base_boxes.shape == (2, 4)
+    loss(x, images[:2])  # the 2nd call re-detects
+    assert ext.detections == 2  # once per sample
+    assert loss.base_boxes.tolist() == [ROI, MOVED, ROI, MOVED]
+    assert loss.draw_boxes().shape == (10, 4)  # still 5 copies per face, shared by its 2 boxes
+    assert torch.allclose(per_sample_weight(loss), torch.ones(2))  # each face still counts once
+    assert loss(x, images[:2]).shape == (2,)
+    loss.reset()
+    assert loss.base_boxes.tolist() == [ROI, ROI]
+
+
+def test_redetect_only_while_optimising_and_only_new_boxes_of_the_same_face(moving, images):
+    ext = moving([[0.0, 0.0, 10.0, 10.0], [16.5, 16.0, 48.5, 48.0]])  # another face; the same box
+    loss = HeatmapCosineLoss(ext, [[ROI]], jitter=3, redetect=1)
+    with torch.no_grad():
+        loss(images[:1], images[:1])
+    loss(images[:1], images[:1])  # x_adv does not require grad: not an optimisation step
+    assert ext.detections == 0
+    loss(images[:1].clone().requires_grad_(True), images[:1])
+    assert ext.detections == 1 and loss.base_boxes.tolist() == [ROI]
+
+
+def test_redetect_keeps_the_clean_box_and_the_latest(moving, images):
+    boxes = [[16.0 + 2 * i, 16.0, 48.0 + 2 * i, 48.0] for i in range(1, 7)]  # each new, all the same face
+    ext = moving([])
+    loss = LandmarkDisplacementLoss(ext, [[ROI]], jitter=9, redetect=1)
+    x = images[:1].clone().requires_grad_(True)
+    for b in boxes:
+        ext.found = [b]
+        loss(x, images[:1])
+    kept = loss.base_boxes.tolist()
+    assert len(kept) == loss.MAX_BOXES and kept[0] == ROI and kept[1:] == boxes[-(loss.MAX_BOXES - 1):]
+
+
+def test_redetect_off_by_default_and_validated(moving, images):
+    ext = moving([MOVED])
+    MIFGSM(LandmarkDisplacementLoss(ext, [[ROI]], jitter=3), steps=3)(images[:1])
+    assert ext.detections == 0
+    attack = MIFGSM(LandmarkDisplacementLoss(ext, [[ROI]], jitter=3, redetect=1), steps=3)
+    attack(images[:1])
+    assert ext.detections == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="redetect"):
+            LandmarkDisplacementLoss(ext, [[ROI]], redetect=bad)
