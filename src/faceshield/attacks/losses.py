@@ -154,6 +154,12 @@ def random_jitter_boxes(boxes: torch.Tensor, n: int, amp: float, seeds: Sequence
     return _moved_copies(boxes, u[..., :2] * amp, 1 + amp * u[..., 2:])
 
 
+def _centre_in(box: np.ndarray, region: np.ndarray) -> bool:
+    """Whether the centre of ``x0, y0, x1, y1`` ``box`` lies in ``region``."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return bool(region[0] <= cx <= region[2] and region[1] <= cy <= region[3])
+
+
 class _FaceLoss(nn.Module):
     """Shared plumbing: flatten faces of all samples, jitter, re-detect, and sum per-face losses per sample."""
 
@@ -220,22 +226,21 @@ class _FaceLoss(nn.Module):
 
     #: at most this many boxes per face: the clean one and the latest re-detected ones
     MAX_BOXES = 4
-    #: a detection belongs to a face when its box overlaps the face's clean box by at least this IoU
-    MATCH_IOU = 0.3
     #: a detected box is new when it overlaps every box already attacked by less than this IoU
     NEW_IOU = 0.9
 
     def detect_new_boxes(self, x_adv: torch.Tensor) -> int:
         """Run the extractor's own detector on each sample of ``x_adv`` ``(B, 3, H, W)`` in [0, 1]
         (rounded to 8 bits, as it would be saved) and add the box it now picks for each face (the
-        first detection overlapping the face's clean box) to the face's attacked boxes when it is new.
+        first detection whose centre lies in the face's clean box: MTCNN's pick can move by a third
+        of the box, IoU 0.26 on the sample) to the face's attacked boxes when it is new.
         Returns the number of boxes added."""
         added = 0
         with torch.no_grad():
             q = (x_adv.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         found = [self.extractor.detect(np.ascontiguousarray(q[b])) for b in range(q.shape[0])]
         for f, boxes in enumerate(self._face_rois):
-            match = next((d.roi for d in found[self._sample[f]] if d.roi is not None and box_iou(d.roi, boxes[0]) >= self.MATCH_IOU), None)
+            match = next((d.roi for d in found[self._sample[f]] if _centre_in(d.roi, boxes[0])), None)
             if match is None or max(box_iou(match, b) for b in boxes) >= self.NEW_IOU:
                 continue
             boxes.append(np.asarray(match, dtype=np.float32))
