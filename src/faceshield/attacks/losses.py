@@ -27,7 +27,8 @@ close to the NME at the clean box where the fixed pattern lost up to 70 % of it.
 Re-detection (``redetect=k``): the perturbation moves the detector's box too, and the real pipeline
 then reads the landmarks from a box the attack never saw. MTCNN is the extreme case: its final box
 and points come from whichever of its many proposals ONet scores best, so on 5 HELEN / sample faces
-the ``robust`` settings reached NME 1.26 at the clean box but 0.10 through the real cascade. Every
+the ``robust`` settings reached NME 1.26 at the clean box but 0.10 through the real cascade (a
+diagnostic run; README "Attacking the box the detector will pick" has the benchmarks). Every
 ``k`` calls the loss runs the extractor's own detector on the current (8-bit) ``x_adv`` and adds the
 box it picks for each face to the boxes attacked (up to :attr:`_FaceLoss.MAX_BOXES`; the face's
 ``jitter`` copies are shared among them, so the cost per call stays the same).
