@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from faceshield.attacks.base import clamp_unit
+from faceshield.core.check import check_int
 from faceshield.transforms import Transform, create_transform
 
 #: Default EOT pool: differentiable JPEG with a random quality, down-up resizing, blur and the image
@@ -64,8 +65,7 @@ class EOTLoss(nn.Module):
         super().__init__()
         if not callable(loss):
             raise TypeError(f"loss: expected a callable loss(x_adv, x_clean) -> (B,), got {type(loss).__name__}")
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples: expected an integer >= 1, got {samples!r}")
+        check_int(samples, "samples", minimum=1)
         self.loss = loss
         self.pool = eot_pool(transforms)
         self.samples = samples

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from faceshield.core.check import check_int
 from faceshield.faces.boxes import box_iou
 from faceshield.metrics.nme import nme
 from faceshield.models.base import LandmarkExtractor
@@ -173,8 +174,7 @@ class _FaceLoss(nn.Module):
             raise ValueError(f"jitter_mode: expected one of {JITTER_MODES}, got {jitter_mode!r}")
         if not 0 <= jitter_amp < 0.5:
             raise ValueError(f"jitter_amp: expected a fraction of the box size in [0, 0.5), got {jitter_amp}")
-        if isinstance(redetect, bool) or not isinstance(redetect, int) or redetect < 0:
-            raise ValueError(f"redetect: expected an integer >= 0 (calls between re-detections, 0 = off), got {redetect!r}")
+        check_int(redetect, "redetect")
         self.extractor = extractor
         self.jitter = int(jitter)
         self.jitter_mode = jitter_mode
@@ -237,8 +237,7 @@ class _FaceLoss(nn.Module):
         of the box, IoU 0.26 on the sample) to the face's attacked boxes when it is new.
         Returns the number of boxes added."""
         added = 0
-        with torch.no_grad():
-            q = (x_adv.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        q = (x_adv.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         found = [self.extractor.detect(np.ascontiguousarray(q[b])) for b in range(q.shape[0])]
         for f, boxes in enumerate(self._face_rois):
             match = next((d.roi for d in found[self._sample[f]] if _centre_in(d.roi, boxes[0])), None)

@@ -31,6 +31,13 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> floa
     return float(value)
 
 
+def check_int(value: object, name: str, *, minimum: int = 0) -> int:
+    """Check a value is an integer (not a bool) >= ``minimum``; raises ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str = "a, b") -> None:
     if a.shape != b.shape:
         raise ValueError(f"{names}: expected the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")

@@ -11,7 +11,7 @@ import torch
 from faceshield.attacks import (
     EOT_DEFAULT, JITTER_MODES, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, check_smooth, create_attack, eot_pool, texture_budget,
 )
-from faceshield.core.check import check_positive
+from faceshield.core.check import check_int, check_positive
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8
@@ -32,12 +32,13 @@ MASK_MODES = ("face", "none")
 #: jitter and the detector's current box re-detected every 10 steps (the most NME at the highest
 #: SSIM); ``robust`` is ``quality`` averaged over random JPEG /
 #: resize / blur (EOT; about 2x slower) for photos and videos that will be re-compressed.
+_QUALITY = {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "redetect": 10}
 PRESETS: dict[str, dict] = {
     "paper": {},
     "strong": {"steps": 60, "perceptual": True, "jitter_mode": "random"},
     "smooth": {"steps": 60, "alpha": 2 / 255, "smooth": 2.0},
-    "quality": {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "redetect": 10},
-    "robust": {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "redetect": 10, "eot": ("default",), "eot_samples": 2},
+    "quality": _QUALITY,
+    "robust": {**_QUALITY, "eot": ("default",), "eot_samples": 2},
 }
 
 
@@ -120,10 +121,8 @@ class ProtectConfig:
         self.smooth = check_smooth(self.smooth)
         self.ssim_weight = check_positive(self.ssim_weight, "ssim_weight", allow_zero=True)
         self.push = check_positive(self.push, "push", allow_zero=True)
-        if isinstance(self.redetect, bool) or not isinstance(self.redetect, int) or self.redetect < 0:
-            raise ValueError(f"redetect: expected an integer >= 0 (0 = off), got {self.redetect!r}")
-        if isinstance(self.eot_samples, bool) or not isinstance(self.eot_samples, int) or self.eot_samples < 1:
-            raise ValueError(f"eot_samples: expected an integer >= 1, got {self.eot_samples!r}")
+        check_int(self.redetect, "redetect")
+        check_int(self.eot_samples, "eot_samples", minimum=1)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ProtectConfig":

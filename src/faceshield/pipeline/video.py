@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceshield.core.check import check_int
 from faceshield.core.errors import NoFaceError, OutputExistsError
 from faceshield.core.types import Face
 from faceshield.faces.boxes import box_iou
@@ -73,8 +74,7 @@ class FaceTracker:
     def __init__(self, min_iou: float = 0.3, max_missing: int = 5) -> None:
         if not 0.0 < min_iou <= 1.0:
             raise ValueError(f"min_iou: expected a value in (0, 1], got {min_iou}")
-        if isinstance(max_missing, bool) or not isinstance(max_missing, int) or max_missing < 0:
-            raise ValueError(f"max_missing: expected a non-negative integer, got {max_missing!r}")
+        check_int(max_missing, "max_missing")
         self.min_iou, self.max_missing = float(min_iou), max_missing
         self._tracks: list[_Track] = []
         self._next_id = 0
