@@ -5,8 +5,9 @@ Tables run on different image sets cannot be compared by their printed means (on
 present in every table, and prints the white-box NME (the extractor the perturbation was made on;
 mean over faces still found, lost faces counted apart), the median NME over all faces with a lost
 face ranked above any NME (a lost face is a protection success; the mean over found faces drops
-when the worst-hit faces are lost, the median does not), and mask-SSIM per perturbation, source and
-transform. A perturbation label found in more than one table is suffixed with the table's directory
+when the worst-hit faces are lost, the median does not), the share of faces protected (lost, or
+NME at least ``--threshold``, default 0.4: issue 5's goal after C2) and mask-SSIM per perturbation,
+source and transform. A perturbation label found in more than one table is suffixed with the table's directory
 (e.g. ``robust (robust_push)``)::
 
     python benchmarks/compare.py benchmarks/results/issue5/table4.json benchmarks/results/strong_t4/table4.json
@@ -24,6 +25,7 @@ import numpy as np
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tables", nargs="+", help="table JSON files written by `faceshield bench`")
+    ap.add_argument("--threshold", type=float, default=0.4, help="a face counts as protected when lost or at this NME or more (default 0.4)")
     args = ap.parse_args()
     records = [json.load(open(p))["per_image"] for p in args.tables]
     common = set.intersection(*({r["image"] for r in recs} for recs in records))
@@ -44,11 +46,12 @@ def main() -> None:
                     g["lost"] += e["faces_lost"]
             g["mask_ssim"].append(r["mask_ssim"])
     print(f"{len(common)} shared images: {', '.join(sorted(common))}")
-    print(f"{'made on':10} {'transform':10} {'perturbation':28} {'white-box NME':>14} {'lost':>5} {'median (lost=inf)':>18} {'mask-SSIM':>10}")
+    print(f"{'made on':10} {'transform':10} {'perturbation':28} {'white-box NME':>14} {'lost':>5} {'median (lost=inf)':>18} {f'protected (>={args.threshold:g})':>17} {'mask-SSIM':>10}")
     for (made, tr, pert), g in sorted(groups.items()):
         nme = f"{np.mean(g['nme']):.3f}" if g["nme"] else "-"
         med = f"{np.median(g['all']):.3f}" if g["all"] else "-"  # inf when most faces are lost
-        print(f"{made:10} {tr:10} {pert:28} {nme:>14} {g['lost']:>5} {med:>18} {np.mean(g['mask_ssim']):>10.3f}")
+        safe = f"{sum(v >= args.threshold for v in g['all'])}/{len(g['all'])}"
+        print(f"{made:10} {tr:10} {pert:28} {nme:>14} {g['lost']:>5} {med:>18} {safe:>17} {np.mean(g['mask_ssim']):>10.3f}")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,45 @@ def test_redetect_keeps_the_clean_box_and_the_latest(moving, images):
     assert len(kept) == loss.MAX_BOXES and kept[0] == ROI and kept[1:] == boxes[-(loss.MAX_BOXES - 1):]
 
 
+def test_redetect_attacks_every_candidate_of_the_face(moving, images):
+    """All the boxes the detector weighs (``candidates``, best first) join; the best is kept longest."""
+    cands = [[16.0 + 2 * i, 16.0, 48.0 + 2 * i, 48.0] for i in range(1, 8)]  # best first, all new
+    ext = moving([])
+    ext.candidates = lambda image: [Face(box=np.array(b), points=np.zeros((5, 2)), scheme=ext.scheme) for b in ext.found]
+    loss = LandmarkDisplacementLoss(ext, [[ROI]], jitter=9, redetect=1)
+    ext.found = cands[:2]
+    loss(images[:1].clone().requires_grad_(True), images[:1])
+    assert loss.base_boxes.tolist() == [ROI, cands[1], cands[0]]
+    assert torch.allclose(per_sample_weight(loss), torch.ones(1))
+    ext.found = cands
+    loss(images[:1].clone().requires_grad_(True), images[:1])
+    kept = loss.base_boxes.tolist()
+    assert len(kept) == loss.MAX_BOXES and kept[0] == ROI and kept[-1] == cands[0]  # the best survives
+    assert set(map(tuple, kept[1:])) == set(map(tuple, cands[: loss.MAX_BOXES - 1]))
+
+
+def test_nme_cap_moves_the_budget_to_the_boxes_below_it(moving, images):
+    far, near = [0.0, 0.0, 32.0, 32.0], [16.0, 16.0, 48.0, 48.0]
+    ext = moving([])
+    x = images[:1].clone()
+    pert = x.clone()
+    pert[..., :14, :14] = 1 - pert[..., :14, :14]  # content only the far box sees
+    pert[..., 34:46, 34:46] *= 0.95  # a little change only the near box sees
+    plain = LandmarkDisplacementLoss(ext, [[far, near]])
+    capped = LandmarkDisplacementLoss(ext, [[far, near]], cap=0.05)
+    with torch.no_grad():
+        d = -plain.per_face(plain.predict(pert), plain.reference(x))
+        assert d[0] > 0.05 > d[1] > 0  # the far box moved past the cap, the near one did not
+        assert float(capped(pert, x)) == pytest.approx(-(0.05 + float(d[1])), rel=1e-5)  # faces are summed
+    p = pert.clone().requires_grad_(True)
+    capped(p, x).sum().backward()
+    assert p.grad[..., :12, :12].abs().sum() == 0  # no gradient from the box beyond the cap
+    assert p.grad[..., 16:48, 16:48].abs().sum() > 0  # the near box still pulls
+    for bad in (-0.1, "1"):
+        with pytest.raises((ValueError, TypeError), match="cap"):
+            LandmarkDisplacementLoss(ext, [[ROI]], cap=bad)
+
+
 def test_redetect_off_by_default_and_validated(moving, images):
     ext = moving([MOVED])
     MIFGSM(LandmarkDisplacementLoss(ext, [[ROI]], jitter=3), steps=3)(images[:1])

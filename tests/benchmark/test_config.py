@@ -26,12 +26,13 @@ def test_defaults_are_the_papers():
 
 
 def test_smooth_row_reaches_the_protect_config():
-    cfg = parse_config({"tables": {"table1": {"rows": ["lb", {"label": "LB smooth", "method": "lb", "smooth": 2, "alpha": 2, "ssim_weight": 1.5, "push": 0.3, "redetect": 5}]}}})
+    cfg = parse_config({"tables": {"table1": {"rows": ["lb", {"label": "LB smooth", "method": "lb", "smooth": 2, "alpha": 2, "ssim_weight": 1.5, "push": 0.3, "redetect": 5, "nme_cap": 0.7}]}}})
     plain, smooth = (r.protect_config(cfg.attack, ("fan",), 0) for r in cfg.tables["table1"]["rows"])
     assert plain.smooth == 0 and smooth.smooth == 2.0 and smooth.alpha == 2 / 255
     assert plain.ssim_weight == 0 and smooth.ssim_weight == 1.5
     assert plain.push == 0 and smooth.push == 0.3
     assert plain.redetect == 0 and smooth.redetect == 5
+    assert plain.nme_cap == 0 and smooth.nme_cap == 0.7
     assert parse_config(cfg.to_dict()).to_dict() == cfg.to_dict()
 
 

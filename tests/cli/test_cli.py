@@ -105,10 +105,10 @@ def test_bad_options_are_reported(tmp_path, inputs):
 
 
 def test_smooth_and_ssim_weight_reach_the_report(tmp_path, inputs):
-    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--smooth", "1.5", "--ssim-weight", "2", "--push", "0.4", "--redetect", "1", "--evaluate-with", "none")
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--smooth", "1.5", "--ssim-weight", "2", "--push", "0.4", "--redetect", "1", "--nme-cap", "0.7", "--evaluate-with", "none")
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "o.json").read_text())["settings"]
-    assert s["smooth"] == 1.5 and s["ssim_weight"] == 2 and s["push"] == 0.4 and s["redetect"] == 1
+    assert s["smooth"] == 1.5 and s["ssim_weight"] == 2 and s["push"] == 0.4 and s["redetect"] == 1 and s["nme_cap"] == 0.7
 
 
 def test_preset_gives_its_settings_and_explicit_options_win(tmp_path, inputs):

@@ -108,6 +108,18 @@ def test_detect_astronaut(ext, astronaut):
     assert f.roi[2] - f.roi[0] == pytest.approx(f.roi[3] - f.roi[1], abs=1e-3)  # RNet input is square
 
 
+def test_candidates_are_what_the_last_nms_picks_from(ext, astronaut):
+    (face,) = ext.detect(astronaut)
+    cands = ext.candidates(astronaut)
+    assert len(cands) > 1  # several ONet-accepted boxes on the one face
+    scores = [c.score for c in cands]
+    assert scores == sorted(scores, reverse=True)
+    best = cands[0]  # the pick is the best-scoring candidate
+    assert best.score == face.score and np.allclose(best.roi, face.roi) and np.allclose(best.points, face.points)
+    assert all(c.score > ext.thresholds[2] for c in cands)
+    assert ext.candidates(np.full((200, 240, 3), 128, np.uint8)) == []
+
+
 def test_detect_no_face(ext):
     assert ext.detect(np.full((200, 240, 3), 128, np.uint8)) == []
     assert ext.detect(np.zeros((10, 10, 3), np.uint8)) == []  # too small for any pyramid level

@@ -203,6 +203,16 @@ def test_redetect_is_counted_in_steps_and_reaches_every_loss(toy_extractor):
         ProtectConfig(redetect=-1)
 
 
+def test_nme_cap_reaches_regression_losses(toy_extractor):
+    from faceshield.pipeline.image import build_loss
+
+    rois = [np.array([[16.0, 16.0, 48.0, 48.0]])]
+    assert build_loss(create_extractor("mtcnn"), rois, ProtectConfig()).cap == 0  # off by default
+    assert build_loss(create_extractor("mtcnn"), rois, ProtectConfig(nme_cap=0.8)).cap == 0.8
+    with pytest.raises(ValueError, match="nme_cap"):
+        ProtectConfig(nme_cap=-1)
+
+
 def test_redetect_attacks_the_box_the_real_mtcnn_cascade_picks_on_the_protected_image(astronaut):
     """The premise and the mechanism, with the real cascade (the gain is measured in
     benchmarks/configs/robust.yaml): on the protected image MTCNN reads its points from another
@@ -221,11 +231,15 @@ def test_redetect_attacks_the_box_the_real_mtcnn_cascade_picks_on_the_protected_
     loss = LandmarkDisplacementLoss(mtcnn, [face.roi[None]], jitter=1, redetect=1)
     clean, adv = to_tensor(astronaut), to_tensor(r.rgb).requires_grad_(True)
     value = loss(adv, clean)
-    assert np.allclose(loss.base_boxes.numpy(), np.stack([face.roi, picked.roi]), atol=1e-3)
-    # the loss is now the mean over both boxes of the displacement at each box (clean and protected
+    boxes = loss.base_boxes.numpy()
+    # the clean box, then the cascade's other candidates on the face, its pick last (kept longest)
+    assert np.allclose(boxes[0], face.roi) and np.allclose(boxes[-1], picked.roi, atol=1e-3) and len(boxes) > 2
+    cands = [c.roi for c in mtcnn.candidates(r.rgb)]
+    assert all(any(np.allclose(b, c, atol=1e-3) for c in cands) for b in boxes[1:])
+    # the loss is now the mean over the boxes of the displacement at each box (clean and protected
     # image through the same box); at the picked box that is what the real pipeline reports
     with torch.no_grad():
-        at = [float(nme(mtcnn.landmarks(adv, b[None]), mtcnn.landmarks(clean, b[None]), mtcnn.scheme)) for b in (face.roi, picked.roi)]
-    assert float(value.detach()) == pytest.approx(-(at[0] + at[1]) / 2, rel=1e-4)
+        at = [float(nme(mtcnn.landmarks(adv, b[None]), mtcnn.landmarks(clean, b[None]), mtcnn.scheme)) for b in boxes]
+    assert float(value.detach()) == pytest.approx(-np.mean(at), rel=1e-4)
     real = float(nme(torch.from_numpy(picked.points)[None].float(), torch.from_numpy(face.points)[None].float(), mtcnn.scheme))
-    assert at[1] == pytest.approx(real, abs=0.03)
+    assert at[-1] == pytest.approx(real, abs=0.03)

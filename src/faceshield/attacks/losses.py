@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from faceshield.core.check import check_int
+from faceshield.core.check import check_int, check_positive
 from faceshield.faces.boxes import box_iou
 from faceshield.metrics.nme import nme
 from faceshield.models.base import LandmarkExtractor
@@ -226,28 +226,36 @@ class _FaceLoss(nn.Module):
         self._ref = None
 
     #: at most this many boxes per face: the clean one and the latest re-detected ones
-    MAX_BOXES = 4
+    MAX_BOXES = 6
     #: a detected box is new when it overlaps every box already attacked by less than this IoU
     NEW_IOU = 0.9
 
     def detect_new_boxes(self, x_adv: torch.Tensor) -> int:
         """Run the extractor's own detector on each sample of ``x_adv`` ``(B, 3, H, W)`` in [0, 1]
-        (rounded to 8 bits, as it would be saved) and add the box it now picks for each face (the
-        first detection whose centre lies in the face's clean box: MTCNN's pick can move by a third
-        of the box, IoU 0.26 on the sample) to the face's attacked boxes when it is new.
-        Returns the number of boxes added."""
+        (rounded to 8 bits, as it would be saved) and add the boxes it now weighs for each face
+        (:meth:`~faceshield.models.base.LandmarkExtractor.candidates` whose centre lies in the
+        face's clean box, best first: MTCNN's pick can move by a third of the box, IoU 0.26 on the
+        sample, and its runners-up keep their clean points) to the face's attacked boxes when they
+        are new. A face keeps its clean box and the latest ``MAX_BOXES - 1``. Returns the number of
+        boxes added."""
         added = 0
         q = (x_adv.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        found = [self.extractor.detect(np.ascontiguousarray(q[b])) for b in range(q.shape[0])]
+        found = [self.extractor.candidates(np.ascontiguousarray(q[b])) for b in range(q.shape[0])]
+        changed = False
         for f, boxes in enumerate(self._face_rois):
-            match = next((d.roi for d in found[self._sample[f]] if _centre_in(d.roi, boxes[0])), None)
-            if match is None or max(box_iou(match, b) for b in boxes) >= self.NEW_IOU:
-                continue
-            boxes.append(np.asarray(match, dtype=np.float32))
-            if len(boxes) > self.MAX_BOXES:
-                del boxes[1]
-            added += 1
-        if added:
+            clean, old, latest = boxes[0], boxes[1:], []  # latest: this round's, worst first (the best is kept longest)
+            for match in reversed([d.roi for d in found[self._sample[f]] if _centre_in(d.roi, clean)][: self.MAX_BOXES - 1]):
+                if any(box_iou(match, b) >= self.NEW_IOU for b in [clean, *latest]):
+                    continue
+                known = next((b for b in old if box_iou(match, b) >= self.NEW_IOU), None)
+                if known is None:
+                    known, added = np.asarray(match, dtype=np.float32), added + 1
+                old = [b for b in old if b is not known]
+                latest.append(known)
+            kept = [clean, *(old + latest)[-(self.MAX_BOXES - 1):]]
+            if len(kept) != len(boxes) or any(a is not b for a, b in zip(kept, boxes)):
+                self._face_rois[f], changed = kept, True
+        if changed:
             self._build()
         return added
 
@@ -322,9 +330,17 @@ class LandmarkDisplacementLoss(_FaceLoss):
         jitter_amp: jitter shift and scale amplitude, a fraction of the box size (Default: 0.05).
         seed: seed of the random draws.
         redetect: every ``redetect`` calls made while optimising (``x_adv`` requires grad, no
-            ``affine``), run the extractor's own detector on ``x_adv`` and attack the box it now picks
-            for each face too (:meth:`detect_new_boxes`; 0 = off). Module docstring.
+            ``affine``), run the extractor's own detector on ``x_adv`` and attack the boxes it now
+            weighs for each face too (:meth:`detect_new_boxes`; 0 = off). Module docstring.
+        cap: count each box copy's NME up to ``cap`` normaliser units (0 = no cap, the plain
+            displacement). With several boxes per face (``redetect``, ``jitter``) the uncapped sum
+            lets one box that is already far off soak up the budget while a box the detector may
+            pick instead keeps its clean points; capped, the gradient goes to the boxes below it.
     """
+
+    def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, *, cap: float = 0.0, **kwargs) -> None:
+        super().__init__(extractor, rois, jitter, **kwargs)
+        self.cap = check_positive(cap, "cap", allow_zero=True)
 
     def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
         return self.extractor.landmarks(x, self.boxes if boxes is None else boxes, self.owner)
@@ -334,7 +350,8 @@ class LandmarkDisplacementLoss(_FaceLoss):
         return (pred - pred.new_tensor([ox, oy])) / pred.new_tensor([sx, sy])
 
     def per_face(self, pred, ref):
-        return -nme(pred, ref, self.extractor.scheme)
+        d = nme(pred, ref, self.extractor.scheme)
+        return -(d.clamp(max=self.cap) if self.cap else d)
 
 
 class HeatmapCosineLoss(_FaceLoss):

@@ -13,7 +13,7 @@ transforms are refused with a :class:`BenchConfigError` naming where in the file
     extractors: null                 # evaluator columns (default: every registered one available)
     attack: {eps: 15, alpha: 1, steps: 20, decay: 0.5, budget: project, mask: face,
              mask_scale: 1.6, jitter: 9, eot: [], eot_samples: 4, perceptual: false, jitter_mode: fixed,
-             smooth: 0, ssim_weight: 0, push: 0, redetect: 0}
+             smooth: 0, ssim_weight: 0, push: 0, redetect: 0, nme_cap: 0}
     tables:
       table2: {sources: [mtcnn], rows: [base1, base2, lb]}
       table4: {rows: [lb, {label: LB+EOT, method: lb, eot: [default]}], transforms: [identity, jpeg75, c]}
@@ -58,6 +58,7 @@ ATTACK_DEFAULTS: dict[str, Any] = {
     "eps": 15.0, "alpha": 1.0, "steps": 20, "decay": 0.5, "budget": "project", "mask": "face",
     "mask_scale": 1.6, "jitter": 9, "eot": [], "eot_samples": 4, "perceptual": False,
     "jitter_mode": "fixed", "smooth": 0.0, "ssim_weight": 0.0, "push": 0.0, "redetect": 0,
+    "nme_cap": 0.0,
 }
 BUDGETS = ("project", "paper")
 
@@ -169,7 +170,7 @@ def _attack_value(key: str, v: Any, where: str) -> Any:
             return check_smooth(_number(v, where, minimum=0))
         except ValueError as e:
             raise _fail(where, str(e).removeprefix("smooth: ")) from None
-    if key in ("ssim_weight", "push"):
+    if key in ("ssim_weight", "push", "nme_cap"):
         return float(_number(v, where, minimum=0))
     if key == "mask_scale":
         return _number(v, where, positive=True)
@@ -235,6 +236,7 @@ class RowSpec:
             decay=s["decay"], budget=s["budget"], mask=s["mask"], mask_scale=s["mask_scale"], jitter=s["jitter"],
             seed=seed, eot=tuple(s["eot"]), eot_samples=s["eot_samples"], perceptual=s["perceptual"],
             jitter_mode=s["jitter_mode"], smooth=s["smooth"], ssim_weight=s["ssim_weight"], push=s["push"], redetect=s["redetect"],
+            nme_cap=s["nme_cap"],
         )
 
     def to_dict(self) -> dict | str:

@@ -183,6 +183,7 @@ def protect(
     ssim_weight: Annotated[float, typer.Option(help="Add this weight times (1 - SSIM of the face region) to the attack's loss (0 = off): the attack then spends its budget where it costs the least visible change.")] = 0,
     push: Annotated[float, typer.Option(help="Heat-map targets (fan, hrnet): keep pushing each landmark's heat-map away from where it was after the paper's loss has bottomed out (0 = off; 0.5 in --preset quality): much more NME at the same SSIM.")] = 0,
     redetect: Annotated[int, typer.Option(help="Every this many steps, run the target's own detector on the protected image so far and attack the face box it now picks too (0 = off): the perturbation moves the detector's box, and MTCNN's cascade then reads the landmarks from a box the attack never saw.")] = 0,
+    nme_cap: Annotated[float, typer.Option(help="Regression targets (mtcnn, facemesh): count each attacked box's landmark displacement up to this NME (0 = off): with --redetect a face has several boxes, and the budget then goes to those the detector may still pick with their clean points.")] = 0,
     evaluate_with: Annotated[Optional[str], typer.Option("--evaluate-with", help="Comma-separated extractors for the report's NME (default: all available; 'none' to skip). Images only.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 50_000_000,
@@ -200,7 +201,7 @@ def protect(
     try:
         config = _config(ctx, preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
                          mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jitter_mode=jitter_mode, smooth=smooth,
-                         ssim_weight=ssim_weight, push=push, redetect=redetect)
+                         ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)

@@ -68,6 +68,13 @@ class LandmarkExtractor(ABC):
             One :class:`Face` per detected face (possibly empty), in pixels of ``image``.
         """
 
+    def candidates(self, image: np.ndarray) -> list[Face]:
+        """Every face the pipeline weighs before it settles on the faces :meth:`detect` returns,
+        best first (default: :meth:`detect`'s faces; MTCNN: every box ONet accepts before its last
+        NMS). Attacks that re-detect (``redetect``) attack all of them. ``image``: ``(H, W, 3)``
+        uint8 RGB."""
+        return self.detect(image)
+
     def landmarks(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable landmarks.
 

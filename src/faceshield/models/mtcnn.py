@@ -454,17 +454,25 @@ class MTCNNExtractor(LandmarkExtractor):
             ``points``: ``(5, 2)`` left eye, right eye, nose, left and right mouth corner,
             ``score``: ONet probability, ``roi``: the PNet box (regressed, squared) fed to RNet.
         """
+        return self._faces(image, pick=True)
+
+    def candidates(self, image: np.ndarray) -> list[Face]:
+        """Every face ONet accepts before the last NMS picks one per face (:meth:`detect` returns
+        the best-scoring candidate of each overlapping group), in decreasing ONet score. Which one
+        wins can change with a few levels of noise; an attack that moves the points of all of them
+        does not depend on the pick. ``image``: ``(H, W, 3)`` uint8 RGB."""
+        return self._faces(image, pick=False)
+
+    def _faces(self, image: np.ndarray, pick: bool) -> list[Face]:
         image = check_rgb_uint8(image)
         with torch.inference_mode():
-            rois, boxes, points, scores = self._cascade(image)
-        return [
-            Face(box=b, points=p, scheme=MTCNN5, score=float(s), roi=r)
-            for r, b, p, s in zip(rois.numpy(), boxes.numpy(), points.numpy(), scores.numpy())
-        ]
+            rois, boxes, points, scores = self._cascade(image, pick)
+        order = scores.argsort(descending=True).numpy() if not pick else range(len(scores))
+        return [Face(box=boxes[i].numpy(), points=points[i].numpy(), scheme=MTCNN5, score=float(scores[i]), roi=rois[i].numpy()) for i in order]
 
-    def _cascade(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The three stages. Returns ``rois (N, 4)``, ``boxes (N, 4)``, ``points (N, 5, 2)``,
-        ``scores (N,)`` (CPU float32)."""
+    def _cascade(self, image: np.ndarray, pick: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three stages (without the last NMS when not ``pick``). Returns ``rois (N, 4)``,
+        ``boxes (N, 4)``, ``points (N, 5, 2)``, ``scores (N,)`` (CPU float32)."""
         img = torch.from_numpy(np.array(image, order="C", copy=True)).to(self.device).permute(2, 0, 1)[None].float()
         _, _, height, width = img.shape
         t_rnet, t_onet = self.thresholds[1:]
@@ -503,7 +511,7 @@ class MTCNNExtractor(LandmarkExtractor):
         rois, boxes, reg, pts, score = rois[keep], boxes[keep], reg[keep], pts[keep], score[keep]
         points = _onet_points(boxes, pts)
         boxes = _bbreg(boxes, reg)
-        keep = nms(boxes, score, 0.7, mode="min")
+        keep = nms(boxes, score, 0.7, mode="min") if pick else slice(None)
         return rois[keep].cpu(), boxes[keep].cpu(), points[keep].cpu(), score[keep].cpu()
 
     # ---------------------------------------------------------------- differentiable stages

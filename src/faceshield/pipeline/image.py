@@ -82,6 +82,10 @@ class ProtectConfig:
             boxes attacked (0 = off, the clean boxes only): the perturbation moves the detector's box,
             most of all MTCNN's cascade, whose final box comes from whichever of its proposals scores
             best (see :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
+        nme_cap: regression extractors only (MTCNN, FaceMesh): count each attacked box's landmark
+            displacement up to this NME (0 = off, the plain displacement), so the budget goes to the
+            boxes still close to their clean points rather than to one already far off; meant for
+            ``redetect``, which gives a face several boxes.
     """
 
     method: str = "lb"
@@ -103,6 +107,7 @@ class ProtectConfig:
     ssim_weight: float = 0.0
     push: float = 0.0
     redetect: int = 0
+    nme_cap: float = 0.0
 
     def __post_init__(self) -> None:
         self.targets = tuple(self.targets)
@@ -122,6 +127,7 @@ class ProtectConfig:
         self.ssim_weight = check_positive(self.ssim_weight, "ssim_weight", allow_zero=True)
         self.push = check_positive(self.push, "push", allow_zero=True)
         check_int(self.redetect, "redetect")
+        self.nme_cap = check_positive(self.nme_cap, "nme_cap", allow_zero=True)
         check_int(self.eot_samples, "eot_samples", minimum=1)
 
     @classmethod
@@ -160,13 +166,14 @@ class ProtectedImage:
 
 def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig):
     """The Landmark Breaker loss for one extractor: heat-map cosine (Eq. 1) for heat-map models,
-    landmark displacement for regression models, with ``config``'s box jitter (and push)."""
+    landmark displacement for regression models, with ``config``'s box jitter, re-detection, push
+    (heat-map models) and NME cap (regression models)."""
     # the loss counts calls, EOT makes eot_samples of them per step
     redetect = config.redetect * (config.eot_samples if config.eot else 1)
     kw = {"jitter": config.jitter, "jitter_mode": config.jitter_mode, "seed": config.seed, "redetect": redetect}
     if extractor.kind is ExtractorKind.HEATMAP:
         return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
-    return LandmarkDisplacementLoss(extractor, rois, **kw)
+    return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, **kw)
 
 
 def _work_region(shape: tuple[int, int], boxes: Sequence[np.ndarray], margin: float = 1.0, align: int = 1) -> tuple[int, int, int, int]:
