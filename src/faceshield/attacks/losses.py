@@ -30,8 +30,12 @@ and points come from whichever of its many proposals ONet scores best, so on 5 H
 the ``robust`` settings reached NME 1.26 at the clean box but 0.10 through the real cascade (a
 diagnostic run; README "Attacking the box the detector will pick" has the benchmarks). Every
 ``k`` calls the loss runs the extractor's own detector on the current (8-bit) ``x_adv`` and adds the
-box it picks for each face to the boxes attacked (up to :attr:`_FaceLoss.MAX_BOXES`; the face's
-``jitter`` copies are shared among them, so the cost per call stays the same).
+boxes it weighs for each face (:meth:`~faceshield.models.base.LandmarkExtractor.candidates`: for
+MTCNN every box ONet accepts before the last NMS picks the best-scoring one; the runners-up of one
+round are often the pick of the next) to the boxes attacked (up to :attr:`_FaceLoss.MAX_BOXES`; the
+face's ``jitter`` copies are shared among them, so the cost per call stays the same). With several
+boxes per face, ``LandmarkDisplacementLoss(cap=...)`` stops rewarding a box once its NME reaches the
+cap, so the budget goes to the boxes still near their clean points.
 
 Geometry: ``loss(x_t, x_clean, affine=(sx, sy, ox, oy))`` evaluates the loss on an image ``x_t``
 whose pixel content was moved by ``u -> (sx * u_x + ox, sy * u_y + oy)`` (continuous pixel
