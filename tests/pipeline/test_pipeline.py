@@ -196,8 +196,8 @@ def test_redetect_is_counted_in_steps_and_reaches_every_loss(toy_extractor):
     assert build_loss(toy_extractor, rois, ProtectConfig()).redetect == 0  # off by default
     assert build_loss(toy_extractor, rois, ProtectConfig(redetect=10)).redetect == 10
     assert build_loss(create_extractor("mtcnn"), rois, ProtectConfig(redetect=10)).redetect == 10
-    # EOT calls the loss eot_samples times per step: still every 10 steps
-    assert build_loss(toy_extractor, rois, ProtectConfig(redetect=10, eot=("default",), eot_samples=3)).redetect == 30
+    # counted in the engine's iterations (observe), whatever EOT does per step
+    assert build_loss(toy_extractor, rois, ProtectConfig(redetect=10, eot=("default",), eot_samples=3)).redetect == 10
     assert ProtectConfig.preset("robust").redetect == ProtectConfig.preset("quality").redetect == 10
     with pytest.raises(ValueError, match="redetect"):
         ProtectConfig(redetect=-1)
@@ -229,7 +229,8 @@ def test_redetect_attacks_the_box_the_real_mtcnn_cascade_picks_on_the_protected_
     assert box_iou(picked.roi, face.roi) < 0.9  # the cascade picked another proposal
 
     loss = LandmarkDisplacementLoss(mtcnn, [face.roi[None]], jitter=1, redetect=1)
-    clean, adv = to_tensor(astronaut), to_tensor(r.rgb).requires_grad_(True)
+    clean, adv = to_tensor(astronaut), to_tensor(r.rgb)
+    loss.observe(adv)
     value = loss(adv, clean)
     boxes = loss.base_boxes.numpy()
     # the clean box, then the cascade's other candidates on the face, its pick last (kept longest)

@@ -32,7 +32,10 @@ the perturbable region), always on the untransformed image, whatever the optimis
 does to its input. ``history`` keeps ``loss`` alone.
 
 A loss with a ``reset()`` method (a stochastic loss such as :class:`~faceshield.attacks.eot.EOTLoss`)
-is reset at the start of every run, so its random draws restart too.
+is reset at the start of every run, so its random draws restart too. A loss with an
+``observe(x_adv)`` method is shown the current iterate ``(B, 3, H, W)`` in [0, 1] (detached, before
+any transform an optimiser or a wrapping loss applies) once per iteration, before it is evaluated:
+re-detecting losses (``redetect``) run the real detector on it.
 
 Every sample is optimised independently (per-sample loss, per-sample noise, per-sample
 normalisation, per-sample stopping), so results do not depend on batch size. One more thing is
@@ -223,12 +226,15 @@ class Attack:
         lo, hi = (out_lo, out_hi) if self.budget == "project" else (x.neg(), x.neg().add_(1))
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
+        observe = getattr(self.loss, "observe", None)
         for step in range(self.steps):
             with torch.enable_grad():
                 d = delta.clone().requires_grad_(True)
                 x_adv = x + self.perturbation(d, out_lo, out_hi)
                 if self.smooth:
                     x_adv = clamp_unit(x_adv)  # the blur's float rounding may land a hair outside [0, 1]
+                if callable(observe):
+                    observe(x_adv.detach())
                 loss = self.objective(x_adv, x, step, seed)
                 if loss.ndim != 1 or loss.shape[0] != x.shape[0]:
                     raise ValueError(f"loss: expected a per-sample tensor of shape ({x.shape[0]},), got {tuple(loss.shape)}")

@@ -80,6 +80,11 @@ class EOTLoss(nn.Module):
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()
 
+    def observe(self, x_adv: torch.Tensor) -> None:
+        """Pass the engine's untransformed iterate on to the wrapped loss (see :mod:`faceshield.attacks.base`)."""
+        if callable(getattr(self.loss, "observe", None)):
+            self.loss.observe(x_adv)
+
     def draw(self, t: int) -> list[Transform]:
         """The ``samples`` concrete transforms of draw ``t``."""
         g = torch.Generator().manual_seed(zlib.crc32(f"eot:{self.seed}:{t}".encode()))

@@ -29,7 +29,8 @@ then reads the landmarks from a box the attack never saw. MTCNN is the extreme c
 and points come from whichever of its many proposals ONet scores best, so on 5 HELEN / sample faces
 the ``robust`` settings reached NME 1.26 at the clean box but 0.10 through the real cascade (a
 diagnostic run; README "Attacking the box the detector will pick" has the benchmarks). Every
-``k`` calls the loss runs the extractor's own detector on the current (8-bit) ``x_adv`` and adds the
+``k`` iterations the loss runs the extractor's own detector on the engine's current iterate (8-bit,
+before any EOT or input-diversity transform, :meth:`_FaceLoss.observe`) and adds the
 boxes it weighs for each face (:meth:`~faceshield.models.base.LandmarkExtractor.candidates`: for
 MTCNN every box ONet accepts before the last NMS picks the best-scoring one; the runners-up of one
 round are often the pick of the next) to the boxes attacked (up to :attr:`_FaceLoss.MAX_BOXES`; the
@@ -170,7 +171,7 @@ class _FaceLoss(nn.Module):
     """Shared plumbing: flatten faces of all samples, jitter, re-detect, and sum per-face losses per sample."""
 
     def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, *, jitter_mode: str = "fixed", jitter_amp: float = 0.05, seed: int = 0,
-                 redetect: int = 0) -> None:
+                 redetect: int = 0, canvas: Sequence[tuple[np.ndarray, tuple[int, int]]] | None = None) -> None:
         super().__init__()
         if not extractor.differentiable:
             raise ValueError(f"{extractor.name} is a {extractor.kind.value} extractor: it cannot be attacked directly (use it for evaluation/transfer)")
@@ -185,8 +186,11 @@ class _FaceLoss(nn.Module):
         self.jitter_amp = float(jitter_amp)
         self.seed = int(seed)
         self.redetect = redetect
+        if canvas is not None and len(canvas) != len(rois):
+            raise ValueError(f"canvas: expected one (image, (x0, y0)) per sample ({len(rois)}), got {len(canvas)}")
+        self.canvas = canvas
         self.calls = 0
-        self._forwards = 0
+        self._observed = 0
         self.n_samples = len(rois)
         # per face (all samples flattened): its sample and its boxes, the clean one first
         self._sample: list[int] = []
@@ -202,8 +206,10 @@ class _FaceLoss(nn.Module):
     def _build(self) -> None:
         """(Re)build the box buffers from ``self._face_rois``. A face keeps ``jitter`` copies in all,
         shared among its boxes (each re-detected box gets ``jitter // boxes``, at least 1, the clean
-        box the rest), so re-detection costs no more forward passes; every copy weighs
-        ``1 / copies of its face``, so each face counts once in its sample's loss."""
+        box the rest), so re-detection costs no more forward passes. Every box weighs
+        ``1 / boxes of its face``, split evenly among its copies, so each face counts once in its
+        sample's loss and a re-detected box (the one the detector may pick) counts as much as the
+        clean one: weighed by copies, one copy in 9 was drowned by the SSIM term and the clean box."""
         n = max(self.jitter, 1)
         # random draws are keyed by the face's index within its sample: they must not depend on the batch
         local = [self._sample[:f].count(self._sample[f]) for f in range(len(self._sample))]
@@ -216,7 +222,7 @@ class _FaceLoss(nn.Module):
                 keys.append(f"{local[f]}" if r == 0 else f"{local[f]}:{r}")
             counts += c
             owner += [self._sample[f]] * sum(c)
-            weight += [1.0 / sum(c)] * sum(c)
+            weight += [1.0 / (len(c) * k) for k in c for _ in range(k)]
         base = torch.from_numpy(np.stack(flat))
         self._keys, self._counts = keys, counts
         self.register_buffer("base_boxes", base)
@@ -240,15 +246,16 @@ class _FaceLoss(nn.Module):
         (:meth:`~faceshield.models.base.LandmarkExtractor.candidates` whose centre lies in the
         face's clean box, best first: MTCNN's pick can move by a third of the box, IoU 0.26 on the
         sample, and its runners-up keep their clean points) to the face's attacked boxes when they
-        are new. A face keeps its clean box and the latest ``MAX_BOXES - 1``. Returns the number of
-        boxes added."""
+        are new. A face keeps its clean box and the latest ``MAX_BOXES - 1``. With ``canvas``, each
+        sample is pasted into its whole image first, since a detector sees the whole photo (MTCNN's
+        pyramid grid, and so its proposals, shift with the crop). Returns the number of boxes added."""
         added = 0
         q = (x_adv.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        found = [self.extractor.candidates(np.ascontiguousarray(q[b])) for b in range(q.shape[0])]
+        found = [self._candidate_rois(q[b], b) for b in range(q.shape[0])]
         changed = False
         for f, boxes in enumerate(self._face_rois):
             clean, old, latest = boxes[0], boxes[1:], []  # latest: this round's, worst first (the best is kept longest)
-            for match in reversed([d.roi for d in found[self._sample[f]] if _centre_in(d.roi, clean)][: self.MAX_BOXES - 1]):
+            for match in reversed([r for r in found[self._sample[f]] if _centre_in(r, clean)][: self.MAX_BOXES - 1]):
                 if any(box_iou(match, b) >= self.NEW_IOU for b in [clean, *latest]):
                     continue
                 known = next((b for b in old if box_iou(match, b) >= self.NEW_IOU), None)
@@ -263,11 +270,29 @@ class _FaceLoss(nn.Module):
             self._build()
         return added
 
+    def _candidate_rois(self, image: np.ndarray, b: int) -> list[np.ndarray]:
+        """The ``roi`` of each of the extractor's candidates on sample ``b``'s 8-bit ``image``
+        ``(h, w, 3)``, best first: on the image alone, or pasted into ``canvas[b]`` (rois moved back
+        into the sample's pixels)."""
+        if self.canvas is None:
+            return [c.roi for c in self.extractor.candidates(np.ascontiguousarray(image))]
+        full, (x0, y0) = self.canvas[b]
+        full = full.copy()
+        full[y0 : y0 + image.shape[0], x0 : x0 + image.shape[1]] = image
+        return [c.roi - np.array([x0, y0, x0, y0]) for c in self.extractor.candidates(full)]
+
+    def observe(self, x_adv: torch.Tensor) -> None:
+        """The attack engine's current iterate ``(B, 3, H, W)`` in [0, 1], untransformed, once per
+        iteration: every ``redetect``-th one goes to :meth:`detect_new_boxes`."""
+        self._observed += 1
+        if self.redetect and self._observed % self.redetect == 0:
+            self.detect_new_boxes(x_adv)
+
     def reset(self) -> None:
         """Restart the random box draws and forget re-detected boxes (the attack engine calls this at
         the start of a run)."""
         self.calls = 0
-        self._forwards = 0
+        self._observed = 0
         if any(len(b) > 1 for b in self._face_rois):
             self._face_rois = [b[:1] for b in self._face_rois]
             self._build()
@@ -304,10 +329,6 @@ class _FaceLoss(nn.Module):
         (same shape); ``affine``: see the module docstring."""
         if x_adv.shape[0] != self.n_samples:
             raise ValueError(f"expected a batch of {self.n_samples} images (one rois entry each), got {x_adv.shape[0]}")
-        if self.redetect and affine is None and x_adv.requires_grad:  # only while being optimised
-            self._forwards += 1
-            if self._forwards % self.redetect == 0:
-                self.detect_new_boxes(x_adv)
         boxes = self.draw_boxes()
         if boxes is self.boxes:
             ref = self.reference(x_clean)
@@ -333,9 +354,12 @@ class LandmarkDisplacementLoss(_FaceLoss):
         jitter_mode: ``"fixed"`` pattern or ``"random"`` draws at every call (module docstring).
         jitter_amp: jitter shift and scale amplitude, a fraction of the box size (Default: 0.05).
         seed: seed of the random draws.
-        redetect: every ``redetect`` calls made while optimising (``x_adv`` requires grad, no
-            ``affine``), run the extractor's own detector on ``x_adv`` and attack the boxes it now
-            weighs for each face too (:meth:`detect_new_boxes`; 0 = off). Module docstring.
+        redetect: every ``redetect`` iterations of the attack engine (:meth:`observe`), run the
+            extractor's own detector on the current iterate, untransformed, and attack the boxes it
+            now weighs for each face too (:meth:`detect_new_boxes`; 0 = off). Module docstring.
+        canvas: with ``redetect``, when the samples are regions of larger images: per sample the
+            whole ``(H, W, 3)`` uint8 image and the region's top-left ``(x0, y0)``; the detector
+            then runs on the whole image with the iterate pasted in.
         cap: count each box copy's NME up to ``cap`` normaliser units (0 = no cap, the plain
             displacement). With several boxes per face (``redetect``, ``jitter``) the uncapped sum
             lets one box that is already far off soak up the budget while a box the detector may
@@ -363,7 +387,7 @@ class HeatmapCosineLoss(_FaceLoss):
     ``push`` x :func:`heatmap_push` (0 = Eq. 1 alone, the paper's loss).
 
     Args:
-        extractor, rois, jitter, jitter_mode, jitter_amp, seed, redetect: as :class:`LandmarkDisplacementLoss`.
+        extractor, rois, jitter, jitter_mode, jitter_amp, seed, redetect, canvas: as :class:`LandmarkDisplacementLoss`.
         push: weight of the push term (``>= 0``; the ``quality`` preset uses 0.5).
     """
 
@@ -385,7 +409,7 @@ class HeatmapCosineLoss(_FaceLoss):
 
 
 class SumLoss(nn.Module):
-    """Ensemble: ``sum_i w_i * loss_i(x_adv, x_clean)``; :meth:`reset` resets every member."""
+    """Ensemble: ``sum_i w_i * loss_i(x_adv, x_clean)``; :meth:`reset` and :meth:`observe` reach every member."""
 
     def __init__(self, losses: Sequence[nn.Module], weights: Sequence[float] | None = None) -> None:
         super().__init__()
@@ -400,6 +424,11 @@ class SumLoss(nn.Module):
         for f in self.losses:
             if callable(getattr(f, "reset", None)):
                 f.reset()
+
+    def observe(self, x_adv: torch.Tensor) -> None:
+        for f in self.losses:
+            if callable(getattr(f, "observe", None)):
+                f.observe(x_adv)
 
     def forward(self, x_adv: torch.Tensor, x_clean: torch.Tensor, **kwargs) -> torch.Tensor:
         return sum(w * f(x_adv, x_clean, **kwargs) for w, f in zip(self.weights, self.losses))

@@ -164,13 +164,12 @@ class ProtectedImage:
     face_boxes: list[np.ndarray] = field(default_factory=list)
 
 
-def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig):
+def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig, canvas=None):
     """The Landmark Breaker loss for one extractor: heat-map cosine (Eq. 1) for heat-map models,
     landmark displacement for regression models, with ``config``'s box jitter, re-detection, push
-    (heat-map models) and NME cap (regression models)."""
-    # the loss counts calls, EOT makes eot_samples of them per step
-    redetect = config.redetect * (config.eot_samples if config.eot else 1)
-    kw = {"jitter": config.jitter, "jitter_mode": config.jitter_mode, "seed": config.seed, "redetect": redetect}
+    (heat-map models) and NME cap (regression models). ``canvas``: where the samples sit in
+    whole images, for re-detection (:class:`~faceshield.attacks.LandmarkDisplacementLoss`)."""
+    kw = {"jitter": config.jitter, "jitter_mode": config.jitter_mode, "seed": config.seed, "redetect": config.redetect, "canvas": canvas}
     if extractor.kind is ExtractorKind.HEATMAP:
         return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
     return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, **kw)
@@ -227,7 +226,8 @@ def protect_array(
     offset = np.array([x0, y0, x0, y0], dtype=np.float64)
     sub = to_tensor(rgb[y0:y1, x0:x1])
 
-    losses = [build_loss(exts[n], [np.array([f.roi - offset for f in fs]).reshape(-1, 4)], config) for n, fs in faces.items() if fs]
+    canvas = [(rgb, (x0, y0))]  # re-detection runs on the whole image, as the real detector will
+    losses = [build_loss(exts[n], [np.array([f.roi - offset for f in fs]).reshape(-1, 4)], config, canvas) for n, fs in faces.items() if fs]
     loss = losses[0] if len(losses) == 1 else SumLoss(losses)
     if config.eot:
         loss = EOTLoss(loss, config.eot, samples=config.eot_samples, seed=config.seed)
