@@ -84,7 +84,7 @@ def test_run_record(smoke):
     out, _ = smoke
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["attack"]["steps"] == 2 and run["config"]["attack"]["eps"] == 15
-    assert "name: smoke" in run["config_text"] and run["seed"] == 0 and run["tables"] == TABLES
+    assert "name: smoke" in run["config_text"] and run["seed"] == 0 and run["tables"] == TABLES and run["finished"] is True
     assert set(run["timings"]["tables"]) == set(TABLES) and run["timings"]["total_seconds"] > 0
     assert run["timings"]["protections_reused"] > 0  # table4 / ablation / swap reuse table2's LB
     assert {"faceshield", "torch", "numpy", "matplotlib", "pyyaml"} <= set(run["env"]["versions"])
@@ -92,6 +92,21 @@ def test_run_record(smoke):
     index = (out / "index.md").read_text()
     assert index.startswith("# Benchmark: smoke") and "Seed 0" in index
     assert index.count("\n## ") == len(TABLES)
+
+
+def test_an_interrupted_run_keeps_the_record_of_its_finished_tables(tmp_path, monkeypatch):
+    def broken(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(RUNNERS, "table4", broken)
+    cfg = {"images": ["sample"], "max_side": 128, "attack": {"steps": 1},
+           "tables": {"table2": {"rows": ["base1"]}, "table4": {"rows": ["base1"], "transforms": ["identity"]}}}
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(cfg, out=tmp_path / "out")
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["finished"] is False and run["tables"] == ["table2", "table4"] and list(run["timings"]["tables"]) == ["table2"]
+    assert "**Unfinished**: 1 of the 2 tables" in (tmp_path / "out" / "index.md").read_text()
+    assert (tmp_path / "out" / "table2.md").exists() and not (tmp_path / "out" / "table4.md").exists()
 
 
 def test_bad_config_on_the_command_line(tmp_path):

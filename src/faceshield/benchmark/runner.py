@@ -107,6 +107,37 @@ def run_benchmark(
     results: dict[str, TableResult] = {}
     files: list[Path] = []
     shown: set[str] = set()
+
+    def record_run(finished: bool) -> tuple[dict, list[Path]]:
+        """``run.json``, ``config.yaml`` and ``index.md`` for the tables done so far: rewritten after
+        every table, so an interrupted run keeps the record of the tables it finished."""
+        record = {
+            "name": cfg.name,
+            "description": cfg.description,
+            "out": str(out_dir),
+            "config_file": None if cfg.path is None else str(cfg.path),
+            "config": cfg.to_dict(),
+            "config_text": cfg.text,
+            "tables": selected,
+            "finished": finished,
+            "seed": cfg.seed,
+            "limit": limit,
+            "images": {n: r.images for n, r in results.items()},
+            "notes": {n: r.notes for n, r in results.items() if r.notes},
+            "timings": {
+                "total_seconds": round(time.perf_counter() - t_run, 3),
+                "tables": {n: round(r.seconds, 3) for n, r in results.items()},
+                "protections": ctx.stats["protections"],
+                "protections_reused": ctx.stats["protections_reused"],
+                "started": started,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            },
+            "files": [str(p.relative_to(out_dir)) for p in files],
+            "env": env,
+        }
+        return record, [write_json_atomic(out_dir / "run.json", record, overwrite=True), _write_config(out_dir / "config.yaml", cfg),
+                        write_text_atomic(out_dir / "index.md", _index(cfg, record, results))]
+
     try:
         for name in selected:
             opts = cfg.tables[name]
@@ -123,35 +154,12 @@ def run_benchmark(
                     shown.add(n)
                     progress.note(f"{name}: {n}")
             results[name] = res
+            if name != selected[-1]:
+                record_run(finished=False)
     finally:
         progress.close()
-    record = {
-        "name": cfg.name,
-        "description": cfg.description,
-        "out": str(out_dir),
-        "config_file": None if cfg.path is None else str(cfg.path),
-        "config": cfg.to_dict(),
-        "config_text": cfg.text,
-        "tables": selected,
-        "seed": cfg.seed,
-        "limit": limit,
-        "images": {n: r.images for n, r in results.items()},
-        "notes": {n: r.notes for n, r in results.items() if r.notes},
-        "timings": {
-            "total_seconds": round(time.perf_counter() - t_run, 3),
-            "tables": {n: round(r.seconds, 3) for n, r in results.items()},
-            "protections": ctx.stats["protections"],
-            "protections_reused": ctx.stats["protections_reused"],
-            "started": started,
-            "finished": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        },
-        "files": [str(p.relative_to(out_dir)) for p in files],
-        "env": env,
-    }
-    files.append(write_json_atomic(out_dir / "run.json", record, overwrite=True))
-    files.append(_write_config(out_dir / "config.yaml", cfg))
-    files.append(write_text_atomic(out_dir / "index.md", _index(cfg, record, results)))
-    return BenchRun(out=out_dir, tables=results, files=files, record=record)
+    record, written = record_run(finished=True)
+    return BenchRun(out=out_dir, tables=results, files=files + written, record=record)
 
 
 def _write_config(path: Path, cfg: BenchConfig) -> Path:
@@ -175,6 +183,9 @@ def _index(cfg: BenchConfig, record: dict, results: dict[str, TableResult]) -> s
         + (f", git {env['git']['commit'][:10]}{' (dirty)' if env['git']['dirty'] else ''}" if env.get("git") else "") + ".",
         "",
     ]
+    if not record["finished"]:
+        lines += [f"**Unfinished**: {len(results)} of the {len(record['tables'])} tables so far "
+                  f"({', '.join(results) or 'none'}); the run was still going or was interrupted.", ""]
     for r in results.values():
         lines += [r.markdown(), ""]
     return "\n".join(lines).rstrip() + "\n"
