@@ -209,7 +209,6 @@ def test_nme_cap_reaches_regression_losses(toy_extractor):
     rois = [np.array([[16.0, 16.0, 48.0, 48.0]])]
     assert build_loss(create_extractor("mtcnn"), rois, ProtectConfig()).cap == 0  # off by default
     assert build_loss(create_extractor("mtcnn"), rois, ProtectConfig(nme_cap=0.8)).cap == 0.8
-    assert ProtectConfig.preset("robust").nme_cap == ProtectConfig.preset("quality").nme_cap == 0.8
     with pytest.raises(ValueError, match="nme_cap"):
         ProtectConfig(nme_cap=-1)
 

@@ -164,7 +164,7 @@ def protect(
     ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories of images; or video files (.mp4, .mov, .avi, .mkv, .webm).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png / video path for a single input).")],
-    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10 --nme-cap 0.8: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in the README.")] = "paper",
+    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in the README.")] = "paper",
     method: Annotated[str, typer.Option(help=METHOD_HELP)] = "lb",
     targets: Annotated[str, typer.Option(help="Comma-separated white-box extractors to attack together (see `faceshield models`).")] = "mtcnn",
     eps: Annotated[float, typer.Option(help="L_inf budget in 8-bit levels (15 = paper).")] = 15,

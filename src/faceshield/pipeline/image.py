@@ -29,11 +29,10 @@ MASK_MODES = ("face", "none")
 #: texture-following budget and random box jitter; ``smooth`` blurs the perturbation (sigma 2 px: far
 #: higher SSIM); ``quality`` blurs less (sigma 1 px), puts SSIM into the objective and, on heat-map
 #: models, keeps pushing the heat-maps away after Eq. 1 bottoms out, with 100 steps, random box
-#: jitter, every box the detector weighs re-detected every 10 steps and, on regression models, each
-#: box's NME counted up to 0.8 (the most NME at the highest SSIM); ``robust`` is ``quality`` averaged over random JPEG /
+#: jitter and every box the detector weighs re-detected every 10 steps (the most NME at the highest
+#: SSIM); ``robust`` is ``quality`` averaged over random JPEG /
 #: resize / blur (EOT; about 2x slower) for photos and videos that will be re-compressed.
-_QUALITY = {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "redetect": 10,
-            "nme_cap": 0.8}
+_QUALITY = {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "redetect": 10}
 PRESETS: dict[str, dict] = {
     "paper": {},
     "strong": {"steps": 60, "perceptual": True, "jitter_mode": "random"},
