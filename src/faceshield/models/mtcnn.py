@@ -467,12 +467,15 @@ class MTCNNExtractor(LandmarkExtractor):
         image = check_rgb_uint8(image)
         with torch.inference_mode():
             rois, boxes, points, scores = self._cascade(image, pick)
-        order = scores.argsort(descending=True).numpy() if not pick else range(len(scores))
-        return [Face(box=boxes[i].numpy(), points=points[i].numpy(), scheme=MTCNN5, score=float(scores[i]), roi=rois[i].numpy()) for i in order]
+        return [
+            Face(box=b, points=p, scheme=MTCNN5, score=float(s), roi=r)
+            for r, b, p, s in zip(rois.numpy(), boxes.numpy(), points.numpy(), scores.numpy())
+        ]
 
     def _cascade(self, image: np.ndarray, pick: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The three stages (without the last NMS when not ``pick``). Returns ``rois (N, 4)``,
-        ``boxes (N, 4)``, ``points (N, 5, 2)``, ``scores (N,)`` (CPU float32)."""
+        """The three stages (without the last NMS when not ``pick``: every ONet-accepted box, in
+        decreasing score). Returns ``rois (N, 4)``, ``boxes (N, 4)``, ``points (N, 5, 2)``,
+        ``scores (N,)`` (CPU float32)."""
         img = torch.from_numpy(np.array(image, order="C", copy=True)).to(self.device).permute(2, 0, 1)[None].float()
         _, _, height, width = img.shape
         t_rnet, t_onet = self.thresholds[1:]
@@ -511,7 +514,7 @@ class MTCNNExtractor(LandmarkExtractor):
         rois, boxes, reg, pts, score = rois[keep], boxes[keep], reg[keep], pts[keep], score[keep]
         points = _onet_points(boxes, pts)
         boxes = _bbreg(boxes, reg)
-        keep = nms(boxes, score, 0.7, mode="min") if pick else slice(None)
+        keep = nms(boxes, score, 0.7, mode="min") if pick else score.argsort(descending=True)
         return rois[keep].cpu(), boxes[keep].cpu(), points[keep].cpu(), score[keep].cpu()
 
     # ---------------------------------------------------------------- differentiable stages
