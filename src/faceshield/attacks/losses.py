@@ -28,7 +28,7 @@ Re-detection (``redetect=k``): the perturbation moves the detector's box too, an
 then reads the landmarks from a box the attack never saw. MTCNN is the extreme case: its final box
 and points come from whichever of its many proposals ONet scores best, so on 5 HELEN / sample faces
 the ``robust`` settings reached NME 1.26 at the clean box but 0.10 through the real cascade (a
-diagnostic run; README "Attacking the box the detector will pick" has the benchmarks). Every
+diagnostic run; README "Attacking the boxes the detector will pick from" has the benchmarks). Every
 ``k`` iterations the loss runs the extractor's own detector on the engine's current iterate (8-bit,
 before any EOT or input-diversity transform, :meth:`_FaceLoss.observe`) and adds the
 boxes it weighs for each face (:meth:`~faceshield.models.base.LandmarkExtractor.candidates`: for

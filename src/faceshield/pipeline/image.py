@@ -77,9 +77,10 @@ class ProtectConfig:
             paper's loss): the attack keeps moving each heat-map's mass away from the clean landmark
             after Eq. 1 has bottomed out (:func:`~faceshield.attacks.losses.heatmap_push`).
             Regression extractors (MTCNN, FaceMesh) already maximise the landmark displacement.
-        redetect: every ``redetect`` steps, run each target's own
-            detector on the current protected image and add the box it now picks for each face to the
-            boxes attacked (0 = off, the clean boxes only): the perturbation moves the detector's box,
+        redetect: every ``redetect`` steps, run each target's own detector on the current protected
+            image (the whole photo, before any EOT transform) and add the boxes it now weighs for each
+            face (``LandmarkExtractor.candidates``) to the boxes attacked (0 = off, the clean boxes
+            only): the perturbation moves the detector's box,
             most of all MTCNN's cascade, whose final box comes from whichever of its proposals scores
             best (see :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
         nme_cap: regression extractors only (MTCNN, FaceMesh): count each attacked box's landmark
