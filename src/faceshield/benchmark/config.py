@@ -499,6 +499,14 @@ class BenchConfig:
             "tables": {n: table(o) for n, o in self.tables.items()},
         }
 
+    def table_inputs(self, name: str, limit: int | None) -> dict:
+        """Everything that decides table ``name``'s numbers (seed, limit, images, extractors,
+        attack, the table's options), as saved in its JSON: a table whose saved inputs equal these
+        can be reused by ``faceshield bench --resume`` instead of run again."""
+        d = self.to_dict()
+        return {"seed": d["seed"], "limit": limit, "max_side": d["max_side"], "images": d["images"],
+                "extractors": d["extractors"], "attack": d["attack"], "table": d["tables"][name]}
+
 
 def parse_config(data: Any, *, path: Path | None = None, text: str | None = None) -> BenchConfig:
     """Validate a config mapping (what ``yaml.safe_load`` gives) into a :class:`BenchConfig`.

@@ -121,14 +121,18 @@ def write_figure(path: Path, fig) -> Path:
     return Path(path)
 
 
-def write_table(out: Path, result: TableResult, env: dict) -> list[Path]:
-    """``<out>/<name>.md``, ``.csv``, ``.json`` and the table's PNGs; returns the paths."""
+def write_table(out: Path, result: TableResult, env: dict, inputs: dict | None = None) -> list[Path]:
+    """``<out>/<name>.md``, ``.csv``, ``.json`` and the table's PNGs; returns the paths.
+
+    ``inputs`` (what produced the table, :meth:`BenchConfig.table_inputs`) goes into the JSON, with
+    the markdown body, so that :func:`read_table` can bring the table back."""
     paths = [write_text_atomic(out / f"{result.name}.md", result.markdown()),
              write_text_atomic(out / f"{result.name}.csv", csv_text(result.columns, result.rows))]
     record = {
         "table": result.name, "title": result.title, "intro": result.intro, "settings": result.settings, "images": result.images,
         "columns": result.columns, "rows": result.rows, "per_image": result.per_image, "notes": result.notes,
         "figures": list(result.figures), "seconds": round(result.seconds, 3), "env": env,
+        "body": result.body, "inputs": inputs,
     }
     paths.append(write_json_atomic(out / f"{result.name}.json", record, overwrite=True))
     paths += [write_figure(out / n, fig) for n, fig in result.figures.items()]

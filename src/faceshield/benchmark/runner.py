@@ -147,7 +147,7 @@ def run_benchmark(
             res.seconds = time.perf_counter() - t0
             if cfg.max_side is not None:
                 res.settings["max_side"] = cfg.max_side
-            files += write_table(out_dir, res, env)
+            files += write_table(out_dir, res, env, cfg.table_inputs(name, limit))
             progress.finish(name, res.seconds)
             for n in res.notes:
                 if n not in shown:
