@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from faceshield.benchmark import RUNNERS, TABLE_KEYS, run_benchmark
+from faceshield.benchmark.progress import BenchProgress
 from faceshield.cli.main import app
 from faceshield.deepfake import SwapAutoEncoder, SwapModelConfig
 
@@ -130,3 +131,66 @@ def test_missing_swap_model_is_a_note(tmp_path, monkeypatch):
 
 def test_every_table_has_a_runner():
     assert set(RUNNERS) == set(TABLE_KEYS)
+
+
+RESUME_CFG = {"images": ["sample"], "max_side": 128, "attack": {"steps": 1},
+              "tables": {"table2": {"rows": ["base1"]}, "table4": {"rows": ["base1"], "transforms": ["identity"]}}}
+
+
+def test_resume_joins_tables_run_apart_without_running_them_again(tmp_path, monkeypatch):
+    import shutil
+
+    (tmp_path / "joined").mkdir()
+    for t in ("table2", "table4"):  # each table in its own run and directory, as two parallel processes would
+        run_benchmark(RESUME_CFG, out=tmp_path / t, tables=t)
+        for f in (tmp_path / t).glob(f"{t}.*"):
+            shutil.copy(f, tmp_path / "joined")
+
+    def must_not_run(*args):
+        raise AssertionError("a table with the same inputs was run again")
+
+    for t in ("table2", "table4"):
+        monkeypatch.setitem(RUNNERS, t, must_not_run)
+    res = CliRunner().invoke(app, ["bench", *_write_cfg(tmp_path, RESUME_CFG), "--out", str(tmp_path / "joined"), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "2 table(s) (2 reused)" in res.output and "table2: reused from" in res.output
+    run = json.loads((tmp_path / "joined" / "run.json").read_text())
+    assert run["finished"] is True and run["reused"] == ["table2", "table4"] and run["timings"]["protections"] == 0
+    alone = json.loads((tmp_path / "table4" / "table4.json").read_text())
+    assert json.loads((tmp_path / "joined" / "table4.json").read_text())["rows"] == alone["rows"]
+    index = (tmp_path / "joined" / "index.md").read_text()
+    assert index.count("\n## ") == 2 and "Reused from earlier runs (`--resume`): table2, table4" in index
+    assert (tmp_path / "table2" / "table2.md").read_text() in index  # the table comes back as it was written
+
+
+def test_resume_runs_a_table_again_when_its_inputs_changed(tmp_path, monkeypatch):
+    run_benchmark(RESUME_CFG, out=tmp_path / "out")
+    ran = []
+    for t in ("table2", "table4"):
+        monkeypatch.setitem(RUNNERS, t, lambda *a, _f=RUNNERS[t], _t=t: ran.append(_t) or _f(*a))
+    changed = {**RESUME_CFG, "tables": {**RESUME_CFG["tables"], "table4": {"rows": ["base1"], "transforms": ["identity", "jpeg50"]}}}
+    notes = []
+
+    class Notes(BenchProgress):
+        def note(self, text):
+            notes.append(text)
+
+    run = run_benchmark(changed, out=tmp_path / "out", resume=True, progress=Notes())
+    assert ran == ["table4"] and run.record["reused"] == ["table2"]
+    assert any(n.startswith("table4:") and "was made with other table" in n for n in notes)
+    assert {r["transform"] for r in run.tables["table4"].rows} == {"none", "jpeg50"}
+    ran.clear()
+    run_benchmark({**changed, "seed": 1}, out=tmp_path / "out", resume=True)  # another seed: nothing is reused
+    assert ran == ["table2", "table4"]
+
+
+def test_resume_without_saved_tables_runs_everything(tmp_path):
+    run = run_benchmark(RESUME_CFG, out=tmp_path / "out", resume=True)
+    assert run.record["reused"] == [] and set(run.tables) == {"table2", "table4"}
+    assert "Reused" not in (tmp_path / "out" / "index.md").read_text()
+
+
+def _write_cfg(d: Path, cfg: dict) -> list[str]:
+    path = d / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return [str(path)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import platform
 import subprocess
@@ -137,6 +138,20 @@ def write_table(out: Path, result: TableResult, env: dict, inputs: dict | None =
     paths.append(write_json_atomic(out / f"{result.name}.json", record, overwrite=True))
     paths += [write_figure(out / n, fig) for n, fig in result.figures.items()]
     return paths
+
+
+def read_table(path: Path) -> tuple[TableResult, dict | None] | None:
+    """A table written by :func:`write_table` and the inputs recorded with it, or None when the file
+    is missing, unreadable or older than the markdown body in the JSON. Its figures are already on
+    disk beside it, so only their names come back (``figures`` maps each name to None)."""
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        res = TableResult(name=d["table"], title=d["title"], intro=d["intro"], settings=d["settings"], columns=d["columns"],
+                          rows=d["rows"], body=d["body"], per_image=d["per_image"], images=d["images"], notes=d["notes"],
+                          figures=dict.fromkeys(d["figures"]), seconds=float(d["seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return res, d.get("inputs")
 
 
 def _git() -> dict | None:

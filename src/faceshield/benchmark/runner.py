@@ -2,6 +2,7 @@
 (resolved config, versions, seed, timings) beside them."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -18,7 +19,7 @@ from faceshield.benchmark.config import TABLE_KEYS, BenchConfig, BenchConfigErro
 from faceshield.benchmark.context import BenchContext
 from faceshield.benchmark.nme import run_nme_table
 from faceshield.benchmark.progress import BenchProgress
-from faceshield.benchmark.report import TableResult, environment, write_table, write_text_atomic
+from faceshield.benchmark.report import TableResult, environment, read_table, write_table, write_text_atomic
 from faceshield.benchmark.robustness import run_table4
 from faceshield.benchmark.sources import ImageLoader
 from faceshield.benchmark.swap import run_swap
@@ -72,6 +73,7 @@ def run_benchmark(
     tables: str | Sequence[str] | None = None,
     limit: int | None = None,
     progress: BenchProgress | None = None,
+    resume: bool = False,
 ) -> BenchRun:
     """Regenerate the tables of a benchmark config.
 
@@ -81,6 +83,10 @@ def run_benchmark(
         tables: run only these tables (names the config defines).
         limit: at most this many images per table (default: the config's ``limit``).
         progress: progress receiver (e.g. :class:`~faceshield.benchmark.progress.RichProgress`).
+        resume: reuse a table already in ``out`` when its JSON records the same inputs (seed,
+            limit, images, extractors, attack, the table's options; :meth:`BenchConfig.table_inputs`)
+            instead of running it again: an interrupted run goes on where it stopped, and tables
+            run apart (``--tables``, e.g. in parallel) come together under one ``index.md``.
 
     Returns:
         :class:`BenchRun`. Files in ``out``: per table ``<table>.md / .csv / .json`` (+ ``.png``
@@ -107,6 +113,7 @@ def run_benchmark(
     results: dict[str, TableResult] = {}
     files: list[Path] = []
     shown: set[str] = set()
+    reused: list[str] = []
 
     def record_run(finished: bool) -> tuple[dict, list[Path]]:
         """``run.json``, ``config.yaml`` and ``index.md`` for the tables done so far: rewritten after
@@ -120,6 +127,7 @@ def run_benchmark(
             "config_text": cfg.text,
             "tables": selected,
             "finished": finished,
+            "reused": reused,
             "seed": cfg.seed,
             "limit": limit,
             "images": {n: r.images for n, r in results.items()},
@@ -140,6 +148,16 @@ def run_benchmark(
 
     try:
         for name in selected:
+            if resume:
+                res, msg = _saved_table(out_dir, name, cfg.table_inputs(name, limit))
+                progress.note(msg)
+                if res is not None:
+                    reused.append(name)
+                    results[name] = res
+                    files += [p for p in _table_files(out_dir, res) if p.exists()]
+                    if name != selected[-1]:
+                        record_run(finished=False)
+                    continue
             opts = cfg.tables[name]
             images, notes = loader.load(opts.get("images") or cfg.images, limit)
             t0 = time.perf_counter()
@@ -160,6 +178,24 @@ def run_benchmark(
         progress.close()
     record, written = record_run(finished=True)
     return BenchRun(out=out_dir, tables=results, files=files + written, record=record)
+
+
+def _saved_table(out_dir: Path, name: str, inputs: dict) -> tuple[TableResult | None, str]:
+    """The table ``name`` saved in ``out_dir`` if it was made with ``inputs``, and what was decided."""
+    path = out_dir / f"{name}.json"
+    if not path.exists():
+        return None, f"{name}: not in {out_dir} yet, running it"
+    saved = read_table(path)
+    if saved is None or saved[1] is None:
+        return None, f"{name}: {path} does not record its inputs (unreadable, or written by an older faceshield), running it again"
+    if saved[1] != json.loads(json.dumps(inputs)):  # as the JSON holds them (tuples -> lists)
+        diff = sorted(k for k in inputs if saved[1].get(k) != json.loads(json.dumps(inputs[k])))
+        return None, f"{name}: {path} was made with other {', '.join(diff)}, running it again"
+    return saved[0], f"{name}: reused from {path} (same inputs)"
+
+
+def _table_files(out_dir: Path, res: TableResult) -> list[Path]:
+    return [out_dir / f"{res.name}{ext}" for ext in (".md", ".csv", ".json")] + [out_dir / n for n in res.figures]
 
 
 def _write_config(path: Path, cfg: BenchConfig) -> Path:
@@ -183,6 +219,9 @@ def _index(cfg: BenchConfig, record: dict, results: dict[str, TableResult]) -> s
         + (f", git {env['git']['commit'][:10]}{' (dirty)' if env['git']['dirty'] else ''}" if env.get("git") else "") + ".",
         "",
     ]
+    if record["reused"]:
+        lines += [f"Reused from earlier runs (`--resume`): {', '.join(record['reused'])}; each keeps its own time, and its "
+                  f"JSON its own package versions and git revision. The totals above are this run's.", ""]
     if not record["finished"]:
         lines += [f"**Unfinished**: {len(results)} of the {len(record['tables'])} tables so far "
                   f"({', '.join(results) or 'none'}); the run was still going or was interrupted.", ""]

@@ -330,6 +330,9 @@ def bench(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default: the config's `out`).")] = None,
     tables: Annotated[Optional[str], typer.Option(help="Comma-separated tables to run (default: all the config defines).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="At most N images per table.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Reuse the tables already in the output directory that were made with the same "
+                                         "inputs (seed, limit, images, extractors, attack, table options) and run the rest: goes on after "
+                                         "an interruption, or joins tables run apart with --tables under one index.md.")] = False,
 ) -> None:
     """Regenerate the paper's tables on our extractors: markdown + CSV + JSON + PNG per table, with
     the resolved config, package versions, seed and timings (run.json) beside them."""
@@ -342,12 +345,13 @@ def bench(
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
     try:
-        run = run_benchmark(cfg, out=out_dir, tables=tables, limit=limit, progress=RichProgress(err))
+        run = run_benchmark(cfg, out=out_dir, tables=tables, limit=limit, progress=RichProgress(err), resume=resume)
     except BenchConfigError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
     t = run.record["timings"]
-    out.print(f"{len(run.tables)} table(s) in {t['total_seconds']:.1f} s -> {escape(str(run.out))}/ (index.md, run.json; {t['protections']} protections, {t['protections_reused']} reused)", soft_wrap=True)
+    again = f" ({len(run.record['reused'])} reused)" if run.record["reused"] else ""
+    out.print(f"{len(run.tables)} table(s){again} in {t['total_seconds']:.1f} s -> {escape(str(run.out))}/ (index.md, run.json; {t['protections']} protections, {t['protections_reused']} reused)", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover
