@@ -194,3 +194,18 @@ def _write_cfg(d: Path, cfg: dict) -> list[str]:
     path = d / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return [str(path)]
+
+
+def test_a_port_of_a_white_box_network_is_marked_white_box_not_transfer():
+    from types import SimpleNamespace
+
+    from faceshield.benchmark.measure import is_white_box, nme_header
+    from faceshield.models import registry
+
+    tflite = SimpleNamespace(name="facemesh_tflite", info=registry.extractor_info("facemesh_tflite"))
+    tflite.kind = tflite.info.kind
+    dlib = SimpleNamespace(name="dlib68", info=registry.extractor_info("dlib68"))
+    dlib.kind = dlib.info.kind
+    assert is_white_box(tflite, "mtcnn+facemesh") and is_white_box(tflite, "facemesh_tflite")
+    assert not is_white_box(tflite, "fan+hrnet") and not is_white_box(dlib, "mtcnn+facemesh")
+    assert nme_header([tflite, dlib]) == ["NME facemesh_tflite (black-box, same network as facemesh)", "NME dlib68 (black-box)"]

@@ -67,11 +67,19 @@ METRIC_COLUMNS = ["ssim_i", "mask_ssim", "images", "no_face", "seconds_per_image
 
 
 def nme_header(evaluators) -> list[str]:
-    return [f"NME {e.name} ({e.kind.value})" for e in evaluators]
+    return [f"NME {e.name} ({e.kind.value}" + (f", same network as {e.info.same_network_as})" if e.info.same_network_as else ")")
+            for e in evaluators]
+
+
+def is_white_box(evaluator, made_on: str) -> bool:
+    """Whether a perturbation made on ``made_on`` (``"fan"``, ``"mtcnn+fan"``) is white-box for
+    ``evaluator``: made on it, or on the extractor that runs the same network (``same_network_as``)."""
+    sources = made_on.split("+")
+    return evaluator.name in sources or evaluator.info.same_network_as in sources
 
 
 def nme_cell(rec: Mapping, name: str, white_box: bool = False) -> str:
-    """``0.339 (lost 1/22)``; bold when ``name`` is one the perturbation was made on."""
+    """``0.339 (lost 1/22)``; bold when ``white_box`` (see :func:`is_white_box`)."""
     v = fmt(rec.get(f"nme_{name}"))
     if white_box and v != "-":
         v = f"**{v}**"

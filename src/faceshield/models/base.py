@@ -30,6 +30,9 @@ class ExtractorInfo:
     kind: ExtractorKind
     weights: str  # where the weights come from, in words
     description: str = ""
+    #: the registered white-box extractor that runs the same network (a port of it), if any: a
+    #: perturbation made on that one is white-box here too, not transfer.
+    same_network_as: str | None = None
 
 
 class LandmarkExtractor(ABC):

