@@ -304,7 +304,8 @@ def models() -> None:
         t.add_column(c)
     for n in list_extractors():
         i = extractor_info(n)
-        t.add_row(n, str(i.scheme.n_points), i.kind.value, i.scheme.normaliser_name, i.weights)
+        kind = i.kind.value + (f" (same network as {i.same_network_as})" if i.same_network_as else "")
+        t.add_row(n, str(i.scheme.n_points), kind, i.scheme.normaliser_name, i.weights)
     out.print(t)
 
 
