@@ -95,15 +95,18 @@ def test_run_record(smoke):
     assert index.count("\n## ") == len(TABLES)
 
 
+#: two quick tables (1 attack step on the sample at 128 px) for the run-record and --resume tests
+TWO_TABLES = {"images": ["sample"], "max_side": 128, "attack": {"steps": 1},
+              "tables": {"table2": {"rows": ["base1"]}, "table4": {"rows": ["base1"], "transforms": ["identity"]}}}
+
+
 def test_an_interrupted_run_keeps_the_record_of_its_finished_tables(tmp_path, monkeypatch):
     def broken(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(RUNNERS, "table4", broken)
-    cfg = {"images": ["sample"], "max_side": 128, "attack": {"steps": 1},
-           "tables": {"table2": {"rows": ["base1"]}, "table4": {"rows": ["base1"], "transforms": ["identity"]}}}
     with pytest.raises(KeyboardInterrupt):
-        run_benchmark(cfg, out=tmp_path / "out")
+        run_benchmark(TWO_TABLES, out=tmp_path / "out")
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["finished"] is False and run["tables"] == ["table2", "table4"] and list(run["timings"]["tables"]) == ["table2"]
     assert "**Unfinished**: 1 of the 2 tables" in (tmp_path / "out" / "index.md").read_text()
@@ -133,16 +136,12 @@ def test_every_table_has_a_runner():
     assert set(RUNNERS) == set(TABLE_KEYS)
 
 
-RESUME_CFG = {"images": ["sample"], "max_side": 128, "attack": {"steps": 1},
-              "tables": {"table2": {"rows": ["base1"]}, "table4": {"rows": ["base1"], "transforms": ["identity"]}}}
-
-
 def test_resume_joins_tables_run_apart_without_running_them_again(tmp_path, monkeypatch):
     import shutil
 
     (tmp_path / "joined").mkdir()
     for t in ("table2", "table4"):  # each table in its own run and directory, as two parallel processes would
-        run_benchmark(RESUME_CFG, out=tmp_path / t, tables=t)
+        run_benchmark(TWO_TABLES, out=tmp_path / t, tables=t)
         for f in (tmp_path / t).glob(f"{t}.*"):
             shutil.copy(f, tmp_path / "joined")
 
@@ -151,7 +150,7 @@ def test_resume_joins_tables_run_apart_without_running_them_again(tmp_path, monk
 
     for t in ("table2", "table4"):
         monkeypatch.setitem(RUNNERS, t, must_not_run)
-    res = CliRunner().invoke(app, ["bench", *_write_cfg(tmp_path, RESUME_CFG), "--out", str(tmp_path / "joined"), "--resume"])
+    res = CliRunner().invoke(app, ["bench", *_write_cfg(tmp_path, TWO_TABLES), "--out", str(tmp_path / "joined"), "--resume"])
     assert res.exit_code == 0, res.output
     assert "2 table(s) (2 reused)" in res.output and "table2: reused from" in res.output
     run = json.loads((tmp_path / "joined" / "run.json").read_text())
@@ -164,11 +163,11 @@ def test_resume_joins_tables_run_apart_without_running_them_again(tmp_path, monk
 
 
 def test_resume_runs_a_table_again_when_its_inputs_changed(tmp_path, monkeypatch):
-    run_benchmark(RESUME_CFG, out=tmp_path / "out")
+    run_benchmark(TWO_TABLES, out=tmp_path / "out")
     ran = []
     for t in ("table2", "table4"):
         monkeypatch.setitem(RUNNERS, t, lambda *a, _f=RUNNERS[t], _t=t: ran.append(_t) or _f(*a))
-    changed = {**RESUME_CFG, "tables": {**RESUME_CFG["tables"], "table4": {"rows": ["base1"], "transforms": ["identity", "jpeg50"]}}}
+    changed = {**TWO_TABLES, "tables": {**TWO_TABLES["tables"], "table4": {"rows": ["base1"], "transforms": ["identity", "jpeg50"]}}}
     notes = []
 
     class Notes(BenchProgress):
@@ -185,7 +184,7 @@ def test_resume_runs_a_table_again_when_its_inputs_changed(tmp_path, monkeypatch
 
 
 def test_resume_without_saved_tables_runs_everything(tmp_path):
-    run = run_benchmark(RESUME_CFG, out=tmp_path / "out", resume=True)
+    run = run_benchmark(TWO_TABLES, out=tmp_path / "out", resume=True)
     assert run.record["reused"] == [] and set(run.tables) == {"table2", "table4"}
     assert "Reused" not in (tmp_path / "out" / "index.md").read_text()
 

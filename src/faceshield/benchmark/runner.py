@@ -148,29 +148,28 @@ def run_benchmark(
 
     try:
         for name in selected:
+            inputs = cfg.table_inputs(name, limit)
+            res = None
             if resume:
-                res, msg = _saved_table(out_dir, name, cfg.table_inputs(name, limit))
+                res, msg = _saved_table(out_dir, name, inputs)
                 progress.note(msg)
-                if res is not None:
-                    reused.append(name)
-                    results[name] = res
-                    files += [p for p in _table_files(out_dir, res) if p.exists()]
-                    if name != selected[-1]:
-                        record_run(finished=False)
-                    continue
-            opts = cfg.tables[name]
-            images, notes = loader.load(opts.get("images") or cfg.images, limit)
-            t0 = time.perf_counter()
-            res = RUNNERS[name](ctx, cfg, opts, images, list(notes))
-            res.seconds = time.perf_counter() - t0
-            if cfg.max_side is not None:
-                res.settings["max_side"] = cfg.max_side
-            files += write_table(out_dir, res, env, cfg.table_inputs(name, limit))
-            progress.finish(name, res.seconds)
-            for n in res.notes:
-                if n not in shown:
-                    shown.add(n)
-                    progress.note(f"{name}: {n}")
+            if res is not None:
+                reused.append(name)
+                files += [p for p in _table_files(out_dir, res) if p.exists()]
+            else:
+                opts = cfg.tables[name]
+                images, notes = loader.load(opts.get("images") or cfg.images, limit)
+                t0 = time.perf_counter()
+                res = RUNNERS[name](ctx, cfg, opts, images, list(notes))
+                res.seconds = time.perf_counter() - t0
+                if cfg.max_side is not None:
+                    res.settings["max_side"] = cfg.max_side
+                files += write_table(out_dir, res, env, inputs)
+                progress.finish(name, res.seconds)
+                for n in res.notes:
+                    if n not in shown:
+                        shown.add(n)
+                        progress.note(f"{name}: {n}")
             results[name] = res
             if name != selected[-1]:
                 record_run(finished=False)
@@ -188,8 +187,9 @@ def _saved_table(out_dir: Path, name: str, inputs: dict) -> tuple[TableResult | 
     saved = read_table(path)
     if saved is None or saved[1] is None:
         return None, f"{name}: {path} does not record its inputs (unreadable, or written by an older faceshield), running it again"
-    if saved[1] != json.loads(json.dumps(inputs)):  # as the JSON holds them (tuples -> lists)
-        diff = sorted(k for k in inputs if saved[1].get(k) != json.loads(json.dumps(inputs[k])))
+    inputs = json.loads(json.dumps(inputs))  # as the JSON holds them (tuples -> lists)
+    if saved[1] != inputs:
+        diff = sorted(k for k in inputs if saved[1].get(k) != inputs[k])
         return None, f"{name}: {path} was made with other {', '.join(diff)}, running it again"
     return saved[0], f"{name}: reused from {path} (same inputs)"
 
