@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):  # lazy: keep `import faceshield` cheap
-    if name in ("protect", "evaluate", "protect_image", "evaluate_images", "protect_video", "protect_videos"):
+    if name in ("protect", "evaluate", "protect_video", "protect_videos"):
         from faceshield.pipeline import api
 
         return getattr(api, name)

@@ -32,7 +32,9 @@ def test_smooth_row_reaches_the_protect_config():
     assert plain.ssim_weight == 0 and smooth.ssim_weight == 1.5
     assert plain.push == 0 and smooth.push == 0.3
     assert plain.redetect == 0 and smooth.redetect == 5
-    assert plain.nme_cap == 0 and smooth.nme_cap == 0.7
+    assert plain.nme_cap == 0 and smooth.nme_cap == 0  # a regression-only setting: dropped for fan ...
+    on_mtcnn = cfg.tables["table1"]["rows"][1].protect_config(cfg.attack, ("mtcnn",), 0)
+    assert on_mtcnn.nme_cap == 0.7 and on_mtcnn.push == 0  # ... and kept for mtcnn, where push means nothing
     assert parse_config(cfg.to_dict()).to_dict() == cfg.to_dict()
 
 
@@ -63,12 +65,12 @@ BAD = [
     ({"extractors": ["mtcnn", "nope"], "tables": {"table2": None}}, r"extractors\[1\]: unknown extractor 'nope'; expected one of dlib68"),
     ({"tables": {"table3": {"sources": ["mtcnn", ["fan", "dlib68"]]}}}, r"tables\.table3\.sources\[1\]\[1\]: 'dlib68' is a black-box extractor"),
     ({"tables": {"table4": {"transforms": ["jpeg75", "webp80"]}}}, r"tables\.table4\.transforms\[1\]: unknown transform 'webp80'"),
-    ({"tables": {"table4": {"rows": [{"method": "lb", "eot": ["blurry"]}]}}}, r"tables\.table4\.rows\[0\]: .*blurry"),
+    ({"tables": {"table4": {"rows": [{"method": "lb", "eot": ["blurry"]}]}}}, r"tables\.table4\.rows\[0\]\.eot: .*blurry"),
     ({"attack": {"steps": "many"}, "tables": {"table2": None}}, r"attack\.steps: expected an integer, got 'many'"),
     ({"attack": {"epsilon": 8}, "tables": {"table2": None}}, r"attack: unknown key 'epsilon'; expected one of alpha"),
     ({"attack": {"budget": "loose"}, "tables": {"table2": None}}, r"attack\.budget: expected one of project, paper, got 'loose'"),
-    ({"attack": {"smooth": 40}, "tables": {"table2": None}}, r"attack\.smooth: expected a Gaussian sigma in pixels in \[0, 20\]"),
-    ({"tables": {"table1": {"rows": [{"method": "lb", "smooth": -2}]}}}, r"tables\.table1\.rows\[0\]\.smooth: expected a number >= 0"),
+    ({"attack": {"smooth": 40}, "tables": {"table2": None}}, r"attack\.smooth: expected 0\.\.20 pixels \(a Gaussian sigma; 0 = off\), got 40"),
+    ({"tables": {"table1": {"rows": [{"method": "lb", "smooth": -2}]}}}, r"tables\.table1\.rows\[0\]\.smooth: expected 0\.\.20 pixels"),
     ({"attack": {"ssim_weight": -1}, "tables": {"table2": None}}, r"attack\.ssim_weight: expected a number >= 0"),
     ({"tables": {"table1": {"rows": [{"method": "lb", "push": "far"}]}}}, r"tables\.table1\.rows\[0\]\.push: expected a number"),
     ({"tables": {"table1": {"rows": [{"method": "lb", "redetect": 2.5}]}}}, r"tables\.table1\.rows\[0\]\.redetect: expected an integer"),

@@ -100,12 +100,39 @@ def test_bad_options_are_reported(tmp_path, inputs):
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--targets", "nonesuch")
     assert res.exit_code == 2 and "unknown extractor 'nonesuch'" in res.output
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--smooth", "-1")
-    assert res.exit_code == 2 and "smooth: expected a Gaussian sigma" in res.output
+    assert res.exit_code == 2 and "--smooth: expected 0..20 pixels" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eps", "-3"], "--eps: expected 1..255 levels, got -3"),
+    (["--eps", "300"], "--eps: expected 1..255 levels, got 300"),
+    (["--alpha", "0"], "--alpha: expected a number in (0, 255] levels, got 0"),
+    (["--method", "lbb"], "--method: expected one of base1, base2, lb,"),
+    (["--steps", "0"], "--steps: expected an integer in 1..100000, got 0"),
+    (["--method", "base1", "--steps", "40"], "--steps: method base1 takes one step of eps"),
+    (["--method", "base2", "--decay", "0.9"], "--decay: method base2 has no momentum"),
+    (["--push", "0.5"], "--push: only heat-map targets use it, and the targets are mtcnn"),
+    (["--eot-samples", "4"], "--eot-samples: it is the number of EOT transforms per step, and eot is off"),
+    (["--targets", "dlib68"], "--targets: 'dlib68' is a black-box extractor"),
+    (["--evaluate-with", "mtcnn,nonesuch"], "--evaluate-with: unknown extractor 'nonesuch'"),
+])
+def test_a_bad_option_exits_2_with_one_line_in_the_units_typed_and_writes_nothing(tmp_path, inputs, args, message, monkeypatch):
+    import torch
+
+    def no_loading(*a, **k):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(torch, "load", no_loading)  # every weight file loads through torch.load
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", *args)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
     assert not (tmp_path / "o").exists()
 
 
 def test_smooth_and_ssim_weight_reach_the_report(tmp_path, inputs):
-    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--steps", "2", "--smooth", "1.5", "--ssim-weight", "2", "--push", "0.4", "--redetect", "1", "--nme-cap", "0.7", "--evaluate-with", "none")
+    res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o.png", "--targets", "mtcnn,fan", "--steps", "2", "--smooth", "1.5", "--ssim-weight", "2", "--push", "0.4",
+              "--redetect", "1", "--nme-cap", "0.7", "--evaluate-with", "none")
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "o.json").read_text())["settings"]
     assert s["smooth"] == 1.5 and s["ssim_weight"] == 2 and s["push"] == 0.4 and s["redetect"] == 1 and s["nme_cap"] == 0.7

@@ -21,33 +21,49 @@ from faceshield.attacks.pgd import PGD
 
 ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "ifgsm": IFGSM, "mifgsm": MIFGSM, "pgd": PGD, "dimifgsm": DIMIFGSM, "mixed": MixedFGSM}
 ALIASES = {"base1": "fgsm", "base2": "ifgsm", "lb": "mifgsm", "bim": "ifgsm", "lb_trans": "dimifgsm", "lb_mix": "mixed"}
-_MOMENTUM = ("mifgsm", "dimifgsm", "mixed")
 
 
 def attack_names() -> list[str]:
     return sorted(ATTACKS) + sorted(ALIASES)
 
 
-def create_attack(name: str, loss, **kwargs) -> Attack:
-    """Build an optimiser by name (``fgsm``/``base1``, ``ifgsm``/``base2``, ``mifgsm``/``lb``, ``pgd``,
-    ``dimifgsm``/``lb_trans``, ``mixed``/``lb_mix``). ``decay`` is only passed to the momentum
-    attacks; ``ratio_range`` and ``prob`` only to DI-MI-FGSM."""
-    key = ALIASES.get(name.lower(), name.lower())
+def canonical_attack(name: str) -> str:
+    """``"lb"`` -> ``"mifgsm"``: the optimiser a name or alias stands for.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; expected one of {', '.join(attack_names())}")
-    if key not in _MOMENTUM:
-        kwargs.pop("decay", None)
-    if key != "dimifgsm":
-        kwargs.pop("ratio_range", None)
-        kwargs.pop("prob", None)
-    if key == "pgd":
-        kwargs.pop("budget", None)
-        kwargs.pop("start", None)
-    return ATTACKS[key](loss, **kwargs)
+    return key
+
+
+def attack_settings(name: str) -> tuple[str, ...]:
+    """The settings the optimiser ``name`` honours (e.g. ``fgsm``: eps, smooth, ssim_weight; the
+    momentum attacks add ``decay``)."""
+    return ATTACKS[canonical_attack(name)].settings
+
+
+def create_attack(name: str, loss, **kwargs) -> Attack:
+    """Build an optimiser by name (``fgsm``/``base1``, ``ifgsm``/``base2``, ``mifgsm``/``lb``, ``pgd``,
+    ``dimifgsm``/``lb_trans``, ``mixed``/``lb_mix``) with the settings it honours
+    (:func:`attack_settings`) and ``quantize`` / ``start`` / ``batch_invariant``.
+
+    Raises:
+        ValueError: unknown name.
+        TypeError: a setting this optimiser does not use (e.g. ``decay`` for ``base2``): refused,
+            never swallowed.
+    """
+    cls = ATTACKS[canonical_attack(name)]
+    extra = sorted(set(kwargs) - set(cls.settings) - {"quantize", "start", "batch_invariant"})
+    if extra:
+        raise TypeError(f"{name}: does not use {', '.join(extra)} (it takes {', '.join(cls.settings)})")
+    return cls(loss, **kwargs)
 
 
 __all__ = [
     "ATTACKS", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
-    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
+    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "attack_settings", "canonical_attack", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
     "quantize_to_budget", "resize_pad", "texture_budget",
 ]

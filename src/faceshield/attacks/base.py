@@ -24,7 +24,7 @@ a Gaussian blur (sigma in pixels) of what the optimiser steps, instead of ``delt
 gradient reaches ``delta`` through the blur, so the sign steps stay the same; the blur is a convex
 combination, so the L_inf budget still holds. SSIM compares local means, contrasts and structure
 in windows of sigma 1.5 px: a perturbation smooth at that scale mostly shifts local means, which
-costs SSIM far less than pixel noise of the same amplitude (measured in ``benchmarks/``).
+costs SSIM far less than pixel noise of the same amplitude (measured in docs/results.md).
 
 SSIM as part of the objective (``ssim_weight=beta``, beyond the paper): every step minimises
 ``loss + beta * (1 - SSIM(x_adv, x))`` (:func:`~faceshield.attacks.budget.ssim_penalty`, averaged over
@@ -124,6 +124,10 @@ class Attack:
     """
 
     name = "attack"
+    #: the optimiser settings this attack honours (keyword arguments of its constructor besides
+    #: ``quantize``, ``start``, ``batch_invariant``); :func:`~faceshield.attacks.create_attack` refuses
+    #: any other, so a setting is never swallowed.
+    settings: tuple[str, ...] = ("eps", "alpha", "steps", "budget", "smooth", "ssim_weight")
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ class DIMIFGSM(MIFGSM):
     """
 
     name = "dimifgsm"
+    settings = (*MIFGSM.settings, "ratio_range", "prob")
 
     def __init__(self, loss: Loss, *, ratio_range: tuple[float, float] = (0.9, 1.1), prob: float = 1.0, **kwargs) -> None:
         super().__init__(loss, **kwargs)

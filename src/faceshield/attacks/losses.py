@@ -11,7 +11,7 @@
   expected distance of each heat-map's soft-max mass from the clean landmark, in NME units (capped),
   so the attack keeps moving the peaks away: in the ``quality`` preset it raised the NME through
   the real pipeline from 0.75 to 1.07 (FAN) and from 0.60 to 0.98 (HRNet) at about the same SSIM
-  (README, ``benchmarks/results/quality``).
+  (docs/results.md, ``benchmarks/results/quality_no_redetect``).
 * :class:`SumLoss` - an ensemble over several extractors (weighted sum of their losses).
 
 Faces: each loss takes ``rois``, a list with one ``(F_b, 4)`` array of boxes per sample (``Face.roi``
@@ -28,7 +28,7 @@ Re-detection (``redetect=k``): the perturbation moves the detector's box too, an
 then reads the landmarks from a box the attack never saw. MTCNN is the extreme case: its final box
 and points come from whichever of its many proposals ONet scores best, so on 5 HELEN / sample faces
 the ``robust`` settings reached NME 1.26 at the clean box but 0.10 through the real cascade (a
-diagnostic run; README "Attacking the boxes the detector will pick from" has the benchmarks). Every
+diagnostic run; docs/results.md "Re-detection: MTCNN, the hard case" has the benchmarks). Every
 ``k`` iterations the loss runs the extractor's own detector on the engine's current iterate (8-bit,
 before any EOT or input-diversity transform, :meth:`_FaceLoss.observe`) and adds the
 boxes it weighs for each face (:meth:`~faceshield.models.base.LandmarkExtractor.candidates`: for

@@ -20,6 +20,7 @@ class MIFGSM(Attack):
     """
 
     name = "mifgsm"
+    settings = (*Attack.settings, "decay")
 
     def __init__(self, loss: Loss, *, decay: float = 0.5, **kwargs) -> None:
         super().__init__(loss, **kwargs)

@@ -13,11 +13,13 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    settings = ("eps", "alpha", "steps", "smooth", "ssim_weight")
 
     def __init__(self, loss, **kwargs) -> None:
-        kwargs["budget"] = "project"
-        kwargs["start"] = "random"
-        super().__init__(loss, **kwargs)
+        for k in ("budget", "start"):
+            if k in kwargs:
+                raise TypeError(f"{k}: PGD always starts at a random point of the eps-ball and projects every step; it takes no {k}")
+        super().__init__(loss, budget="project", start="random", **kwargs)
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
         return grad

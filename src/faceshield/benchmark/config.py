@@ -1,8 +1,9 @@
 """Benchmark configs: a YAML file (or a dict) -> a validated :class:`BenchConfig`.
 
-Every key but ``tables`` has a default; the attack defaults are Landmark Breaker's (Sec. IV-A5:
-eps 15, alpha 1, T 20, lambda 0.5, in 8-bit levels). Unknown keys, tables, methods, extractors and
-transforms are refused with a :class:`BenchConfigError` naming where in the file they are::
+Every key but ``tables`` has a default; the attack keys, their defaults and their checks are
+:class:`~faceshield.pipeline.ProtectConfig`'s (Landmark Breaker's Sec. IV-A5: eps 15, alpha 1, T 20,
+lambda 0.5; eps and alpha in 8-bit levels). Unknown keys, tables, methods, extractors and transforms
+are refused with a :class:`BenchConfigError` naming where in the file they are::
 
     name: smoke                      # titles and the default output dir (default: the file's stem)
     out: out/bench/smoke             # output directory, relative to the working directory
@@ -12,13 +13,17 @@ transforms are refused with a :class:`BenchConfigError` naming where in the file
     images: [sample, {helen_test: 20}, "photos/*.jpg", {video: clip.mp4, frames: 5, tail: 20}]
     extractors: null                 # evaluator columns (default: every registered one available)
     attack: {eps: 15, alpha: 1, steps: 20, decay: 0.5, budget: project, mask: face,
-             mask_scale: 1.6, jitter: 9, eot: [], eot_samples: 4, perceptual: false, jitter_mode: fixed,
+             mask_scale: 1.6, jitter: 9, eot: [], eot_samples: 2, perceptual: false, jitter_mode: fixed,
              smooth: 0, ssim_weight: 0, push: 0, redetect: 0, nme_cap: 0}
     tables:
       table2: {sources: [mtcnn], rows: [base1, base2, lb]}
-      table4: {rows: [lb, {label: LB+EOT, method: lb, eot: [default]}], transforms: [identity, jpeg75, c]}
+      table4: {rows: [lb, {label: LB+EOT, method: lb, eot: [default]}, {preset: robust}], transforms: [identity, jpeg75, c]}
 
-A *row* is a method name or a mapping ``{method, label, <any attack key>}``; a *source* (what the
+A *row* is a method name or a mapping ``{method, preset, label, <any attack key>}``: the run's
+``attack`` block, then the preset's settings (:data:`~faceshield.pipeline.PRESETS`), then the row's
+keys. The ``attack`` block and the preset only offer values: one that means nothing for the row's
+method (``steps`` for ``base1``) is dropped; a row key that means nothing for its method is refused,
+and a row's ``push`` / ``nme_cap`` apply to the sources they mean something for. A *source* (what the
 perturbation is made on) is a white-box extractor name or a list of them (an ensemble); a table's
 rows are made on each of its sources. Tables and their keys (defaults in :data:`TABLE_KEYS`); each
 also takes ``images`` (instead of the run's) and, except swap, ``extractors`` (instead of the run's):
@@ -46,21 +51,18 @@ from pathlib import Path
 from typing import Any
 
 from faceshield.core.errors import FaceshieldError
-from faceshield.pipeline import ProtectConfig
+from faceshield.pipeline import PRESETS, ProtectConfig
+from faceshield.pipeline.config import TARGET_SETTINGS, unused_setting
 
 
 class BenchConfigError(FaceshieldError, ValueError):
     """A benchmark config is malformed: the message names the file, the key and what was expected."""
 
 
-#: Attack settings (CLI units: eps and alpha in 8-bit levels) and their defaults, the paper's.
-ATTACK_DEFAULTS: dict[str, Any] = {
-    "eps": 15.0, "alpha": 1.0, "steps": 20, "decay": 0.5, "budget": "project", "mask": "face",
-    "mask_scale": 1.6, "jitter": 9, "eot": [], "eot_samples": 4, "perceptual": False,
-    "jitter_mode": "fixed", "smooth": 0.0, "ssim_weight": 0.0, "push": 0.0, "redetect": 0,
-    "nme_cap": 0.0,
-}
-BUDGETS = ("project", "paper")
+#: Attack settings (CLI units: eps and alpha in 8-bit levels) and their defaults: those of
+#: :class:`~faceshield.pipeline.ProtectConfig` (the paper's), every key but method, targets and seed.
+ATTACK_DEFAULTS: dict[str, Any] = ProtectConfig.user_defaults()
+ROW_KEYS = ("label", "method", "preset", *ATTACK_DEFAULTS)
 
 ALPHA_SWEEP = [0.5, 0.75, 1.0, 1.25, 1.5]  # Fig. 4, step size in 8-bit levels
 STEPS_SWEEP = list(range(14, 29, 2))  # Fig. 4, T = 14, 16, ..., 28
@@ -149,6 +151,13 @@ def _extractor(name: Any, where: str, *, white_box: bool = False) -> str:
     return name
 
 
+def _white_box() -> list[str]:
+    from faceshield.core.types import ExtractorKind
+    from faceshield.models import extractor_info, list_extractors
+
+    return [n for n in list_extractors() if extractor_info(n).kind is not ExtractorKind.BLACKBOX]
+
+
 def _method(name: Any, where: str) -> str:
     from faceshield.attacks import attack_names
 
@@ -159,45 +168,12 @@ def _method(name: Any, where: str) -> str:
 
 
 def _attack_value(key: str, v: Any, where: str) -> Any:
-    if key in ("eps", "alpha"):
-        return _number(v, where, positive=True)
-    if key == "decay":
-        return _number(v, where, minimum=0)
-    if key == "smooth":
-        from faceshield.attacks import check_smooth
-
-        try:
-            return check_smooth(_number(v, where, minimum=0))
-        except ValueError as e:
-            raise _fail(where, str(e).removeprefix("smooth: ")) from None
-    if key in ("ssim_weight", "push", "nme_cap"):
-        return float(_number(v, where, minimum=0))
-    if key == "mask_scale":
-        return _number(v, where, positive=True)
-    if key == "redetect":
-        return _number(v, where, integer=True, minimum=0)
-    if key in ("steps", "jitter", "eot_samples"):
-        return _number(v, where, integer=True, minimum=1)
-    if key == "budget":
-        return _string(v, where, BUDGETS)
-    if key == "mask":
-        from faceshield.pipeline.image import MASK_MODES
-
-        return _string(v, where, MASK_MODES)
-    if key == "jitter_mode":
-        from faceshield.attacks.losses import JITTER_MODES
-
-        return _string(v, where, JITTER_MODES)
-    if key == "perceptual":
-        if not isinstance(v, bool):
-            raise _fail(where, f"expected true or false, got {v!r}")
-        return v
-    if key == "eot":
-        if v is None:
-            return []
-        items = [v] if isinstance(v, str) else _list(v, where, allow_empty=True)
-        return [_string(s, f"{where}[{i}]") for i, s in enumerate(items)]
-    raise AssertionError(key)
+    """One attack setting checked by :class:`ProtectConfig`'s schema, in CLI units (lists stay lists)."""
+    try:
+        v = ProtectConfig.check_user(key, v, where)
+    except ValueError as e:
+        raise BenchConfigError(str(e)) from None
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _attack(value: Any, where: str, base: Mapping[str, Any] | None = None) -> dict:
@@ -212,42 +188,41 @@ def _attack(value: Any, where: str, base: Mapping[str, Any] | None = None) -> di
 
 @dataclass(frozen=True)
 class RowSpec:
-    """One perturbation of a table: an attack method and settings that differ from ``attack``.
+    """One perturbation of a table: an attack method, optionally a preset, and settings that differ.
 
     Attributes:
-        label: what the table calls it (default: the method's paper name plus the overrides).
+        label: what the table calls it (default: the method's paper name or the preset, plus the overrides).
         method: an attack name (``base1``, ``base2``, ``lb``, ``lb_trans``, ``lb_mix``, ``pgd``, ...).
-        overrides: attack keys (CLI units) that replace the run's ``attack`` defaults.
+        overrides: attack keys (CLI units) that replace the preset's and the run's ``attack`` values;
+            one that means nothing for the method is refused, and ``push`` / ``nme_cap`` apply to the
+            table's sources they mean something for (refused when that is none of them).
+        preset: a name of :data:`~faceshield.pipeline.PRESETS` whose settings come between the run's
+            ``attack`` block and ``overrides`` (None: none).
     """
 
     label: str
     method: str
     overrides: dict = field(default_factory=dict)
-
-    def settings(self, attack: Mapping[str, Any], **extra: Any) -> dict:
-        """The full attack settings of this row (CLI units)."""
-        return {**attack, **self.overrides, **extra}
+    preset: str | None = None
 
     def protect_config(self, attack: Mapping[str, Any], targets, seed: int, **extra: Any) -> ProtectConfig:
-        """The :class:`ProtectConfig` of this row made on ``targets`` (eps / alpha converted to [0, 1])."""
-        s = self.settings(attack, **extra)
-        return ProtectConfig(
-            method=self.method, targets=tuple(targets), eps=s["eps"] / 255, alpha=s["alpha"] / 255, steps=s["steps"],
-            decay=s["decay"], budget=s["budget"], mask=s["mask"], mask_scale=s["mask_scale"], jitter=s["jitter"],
-            seed=seed, eot=tuple(s["eot"]), eot_samples=s["eot_samples"], perceptual=s["perceptual"],
-            jitter_mode=s["jitter_mode"], smooth=s["smooth"], ssim_weight=s["ssim_weight"], push=s["push"], redetect=s["redetect"],
-            nme_cap=s["nme_cap"],
-        )
+        """The :class:`ProtectConfig` of this row made on ``targets``: ``attack`` (the run's shared
+        block, dropped where it means nothing for the method), then the preset, then ``overrides`` and
+        ``extra`` (refused where they mean nothing)."""
+        given = {**self.overrides, **extra}
+        # a row serves every source of its table: its push / nme_cap are for the sources they mean something for
+        given = {k: v for k, v in given.items() if k not in TARGET_SETTINGS or not unused_setting(k, targets=targets)}
+        return ProtectConfig.from_user({**given, "method": self.method, "targets": tuple(targets), "seed": seed}, preset=self.preset, base=attack)
 
     def to_dict(self) -> dict | str:
-        auto = default_label(self.method, self.overrides)
-        if not self.overrides and self.label == auto:
+        auto = default_label(self.method, self.overrides, self.preset)
+        if not self.overrides and self.preset is None and self.label == auto:
             return self.method
-        return {"label": self.label, "method": self.method, **self.overrides}
+        return {"label": self.label, "method": self.method, **({"preset": self.preset} if self.preset else {}), **self.overrides}
 
 
-def default_label(method: str, overrides: Mapping[str, Any]) -> str:
-    label = _PRETTY.get(method, method)
+def default_label(method: str, overrides: Mapping[str, Any], preset: str | None = None) -> str:
+    label = _PRETTY.get(method, method) if preset is None else f"{preset} preset" + ("" if method == "lb" else f" ({_PRETTY.get(method, method)})")
     extra = {k: v for k, v in overrides.items() if k != "eot"}
     if overrides.get("eot"):
         label += " + EOT"
@@ -260,13 +235,16 @@ def _row(value: Any, where: str) -> RowSpec:
     if isinstance(value, str):
         m = _method(value, where)
         return RowSpec(default_label(m, {}), m)
-    d = _keys(value, {"label", "method", *ATTACK_DEFAULTS}, where)
-    if "method" not in d:
-        raise _fail(where, "a row needs a method, e.g. {method: lb, label: LB+EOT, eot: [default]}")
-    m = _method(d.pop("method"), f"{where}.method")
+    d = _keys(value, ROW_KEYS, where)
+    preset = d.pop("preset", None)
+    if preset is not None:
+        preset = _string(preset, f"{where}.preset", tuple(PRESETS))
+    if "method" not in d and preset is None:
+        raise _fail(where, "a row needs a method or a preset, e.g. {method: lb, label: LB+EOT, eot: [default]} or {preset: quality}")
+    m = _method(d.pop("method", "lb"), f"{where}.method")
     label = d.pop("label", None)
     overrides = {k: _attack_value(k, v, f"{where}.{k}") for k, v in d.items()}
-    return RowSpec(default_label(m, overrides) if label is None else _string(str(label), f"{where}.label"), m, overrides)
+    return RowSpec(default_label(m, overrides, preset) if label is None else _string(str(label), f"{where}.label"), m, overrides, preset)
 
 
 def _rows(value: Any, where: str) -> list[RowSpec]:
@@ -541,11 +519,16 @@ def parse_config(data: Any, *, path: Path | None = None, text: str | None = None
         if not tables:
             raise _fail("tables", f"no table to run; expected one or more of {', '.join(TABLE_KEYS)}")
         cfg.tables = {n: _table(n, v, f"tables.{n}") for n, v in tables.items()}
-        # build every ProtectConfig once so that bad combinations (e.g. an EOT spec) fail now, not an hour in
+        # build every ProtectConfig once so that bad combinations (a setting the method does not use) fail now, not an hour in
         for n, opts in cfg.tables.items():
+            sources = opts.get("sources") or [(t,) for t in _white_box()]
             for i, r in enumerate(opts.get("rows", [])):
+                for k in TARGET_SETTINGS:
+                    if r.overrides.get(k) and all(unused_setting(k, targets=src) for src in sources):
+                        raise _fail(f"tables.{n}.rows[{i}].{k}", unused_setting(k, targets=[t for src in sources for t in src]))
                 try:
-                    r.protect_config(cfg.attack, ("mtcnn",), cfg.seed)
+                    for src in sources:
+                        r.protect_config(cfg.attack, src, cfg.seed)
                 except (TypeError, ValueError) as e:
                     raise _fail(f"tables.{n}.rows[{i}]", str(e)) from None
         return cfg

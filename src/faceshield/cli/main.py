@@ -59,19 +59,19 @@ def print_evaluation(ev, title: str = "") -> None:
     out.print(q)
 
 
-def _config(ctx: typer.Context, preset: str, **opts):
-    """The :class:`ProtectConfig` of the ``protect`` options: ``preset``'s settings, replaced by every
-    option given on the command line (CLI units: eps and alpha in 8-bit levels)."""
-    from faceshield.pipeline import PRESETS, ProtectConfig
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
-    if preset not in PRESETS:
-        raise ValueError(f"--preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
-    opts["targets"] = tuple(t.strip() for t in opts["targets"].split(",") if t.strip())
-    opts["eot"] = tuple(t.strip() for t in (opts["eot"] or "").split(",") if t.strip())
-    opts["eps"], opts["alpha"] = opts["eps"] / 255, opts["alpha"] / 255
-    typed = lambda k: getattr(ctx.get_parameter_source(k), "name", "DEFAULT") != "DEFAULT"  # noqa: E731  (typer vendors click's enum)
-    given = {k: v for k, v in opts.items() if k not in PRESETS[preset] or typed(k)}
-    return ProtectConfig.preset(preset, **given)
+
+def _config(preset: str, **opts):
+    """The :class:`ProtectConfig` of the ``protect`` options: ``preset``'s settings, replaced by every
+    option given on the command line (``None``: not given). Checked in CLI units (eps and alpha in
+    8-bit levels) before any model loads; raises ``ValueError`` naming the option."""
+    from faceshield.pipeline import ProtectConfig
+
+    split = lambda v: tuple(t.strip() for t in v.split(",") if t.strip())  # noqa: E731
+    given = {k: (split(v) if k in ("targets", "eot") else v) for k, v in opts.items() if v is not None}
+    return ProtectConfig.from_user(given, preset=preset, name=lambda k: "--preset" if k == "preset" else _flag(k))
 
 
 def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, evaluate_with, max_pixels: int, show_table: bool) -> int:
@@ -161,29 +161,28 @@ def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool
 
 @app.command()
 def protect(
-    ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories of images; or video files (.mp4, .mov, .avi, .mkv, .webm).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png / video path for a single input).")],
-    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in the README.")] = "paper",
-    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "lb",
-    targets: Annotated[str, typer.Option(help="Comma-separated white-box extractors to attack together (see `faceshield models`).")] = "mtcnn",
-    eps: Annotated[float, typer.Option(help="L_inf budget in 8-bit levels (15 = paper).")] = 15,
-    steps: Annotated[int, typer.Option(help="Iterations T.")] = 20,
-    alpha: Annotated[float, typer.Option(help="Step size in 8-bit levels.")] = 1,
-    decay: Annotated[float, typer.Option(help="MI-FGSM momentum decay lambda.")] = 0.5,
-    budget: Annotated[str, typer.Option(help="'project' (clip to the eps-ball each step) or 'paper' (Alg. 1: stop when the next step would leave it).")] = "project",
-    seed: Annotated[int, typer.Option(help="Random seed (same seed -> identical output bytes).")] = 0,
-    mask: Annotated[str, typer.Option(help="'face': perturb only the face regions; 'none': anywhere the gradients reach.")] = "face",
-    jitter: Annotated[int, typer.Option(help="Box-jitter copies per face (robustness to the detector's box).")] = 9,
-    jitter_mode: Annotated[str, typer.Option(help="'fixed' pattern of box copies, or 'random' boxes drawn at every step (holds better when the detector's box moves; ~30% slower).")] = "fixed",
+    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in docs/results.md.")] = "paper",
+    method: Annotated[Optional[str], typer.Option(help=METHOD_HELP + " [default: lb]")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated white-box extractors to attack together (see `faceshield models`). [default: mtcnn]")] = None,
+    eps: Annotated[Optional[float], typer.Option(help="L_inf budget in 8-bit levels, 1..255. [default: 15, the paper's]")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Iterations T (not for base1). [default: 20, or the preset's]")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="Step size in 8-bit levels (not for base1). [default: 1, or the preset's]")] = None,
+    decay: Annotated[Optional[float], typer.Option(help="Momentum decay lambda (lb, lb_trans, lb_mix only). [default: 0.5]")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="'project' (clip to the eps-ball each step) or 'paper' (Alg. 1: stop when the next step would leave it); not for base1 and pgd. [default: project]")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed -> identical output bytes). [default: 0]")] = None,
+    mask: Annotated[Optional[str], typer.Option(help="'face': perturb only the face regions; 'none': anywhere the gradients reach. [default: face]")] = None,
+    jitter: Annotated[Optional[int], typer.Option(help="Box-jitter copies per face (robustness to the detector's box). [default: 9]")] = None,
+    jitter_mode: Annotated[Optional[str], typer.Option(help="'fixed' pattern of box copies, or 'random' boxes drawn at every step (holds better when the detector's box moves; ~30% slower). [default: fixed, or the preset's]")] = None,
     eot: Annotated[Optional[str], typer.Option(help="Robustness to re-compression: average the loss over random differentiable transforms, 'default' (JPEG q40-90, resize, blur) or comma-separated specs like 'diffjpeg:q=40..90,blur:0.3..1.2'. About 2-3x slower.")] = None,
-    eot_samples: Annotated[int, typer.Option(help="Transforms sampled per step with --eot.")] = 2,
-    perceptual: Annotated[bool, typer.Option(help="Follow texture: flat skin gets a third of --eps, edges and hair all of it (higher SSIM for the same --eps; pair with more --steps).")] = False,
-    smooth: Annotated[float, typer.Option(help="Blur the perturbation with a Gaussian of this sigma in pixels inside the attack (0 = off): far higher SSIM for the same --eps and better survival of JPEG; pair with more --steps and --alpha 2.")] = 0,
-    ssim_weight: Annotated[float, typer.Option(help="Add this weight times (1 - SSIM of the face region) to the attack's loss (0 = off): the attack then spends its budget where it costs the least visible change.")] = 0,
-    push: Annotated[float, typer.Option(help="Heat-map targets (fan, hrnet): keep pushing each landmark's heat-map away from where it was after the paper's loss has bottomed out (0 = off; 0.5 in --preset quality): much more NME at the same SSIM.")] = 0,
-    redetect: Annotated[int, typer.Option(help="Every this many steps, run the target's own detector on the protected image so far and attack every box it now weighs for each face too (0 = off): the perturbation moves the detector's box, and MTCNN's cascade then reads the landmarks from a box the attack never saw.")] = 0,
-    nme_cap: Annotated[float, typer.Option(help="Regression targets (mtcnn, facemesh): count each attacked box's landmark displacement up to this NME (0 = off): with --redetect a face has several boxes, and the budget then goes to those the detector may still pick with their clean points.")] = 0,
+    eot_samples: Annotated[Optional[int], typer.Option(help="Transforms sampled per step with --eot. [default: 2]")] = None,
+    perceptual: Annotated[Optional[bool], typer.Option("--perceptual/--no-perceptual", help="Follow texture: flat skin gets a third of --eps, edges and hair all of it (pair with more --steps). [default: off, or the preset's]")] = None,
+    smooth: Annotated[Optional[float], typer.Option(help="Blur the perturbation with a Gaussian of this sigma in pixels (0..20) inside the attack (0 = off): far higher SSIM for the same --eps and better survival of JPEG; pair with more --steps and --alpha 2. [default: 0, or the preset's]")] = None,
+    ssim_weight: Annotated[Optional[float], typer.Option(help="Add this weight times (1 - SSIM of the face region) to the attack's loss (0 = off): the attack then spends its budget where it costs the least visible change. [default: 0, or the preset's]")] = None,
+    push: Annotated[Optional[float], typer.Option(help="Heat-map targets (fan, hrnet) only: keep pushing each landmark's heat-map away from where it was after the paper's loss has bottomed out (0 = off; 0.5 in --preset quality): much more NME at the same SSIM. [default: 0, or the preset's]")] = None,
+    redetect: Annotated[Optional[int], typer.Option(help="Every this many steps, run the target's own detector on the protected image so far and attack every box it now weighs for each face too (0 = off): the perturbation moves the detector's box, and MTCNN's cascade then reads the landmarks from a box the attack never saw. [default: 0, or the preset's]")] = None,
+    nme_cap: Annotated[Optional[float], typer.Option(help="Regression targets (mtcnn, facemesh) only: count each attacked box's landmark displacement up to this NME (0 = off): with --redetect a face has several boxes, and the budget then goes to those the detector may still pick with their clean points. [default: 0]")] = None,
     evaluate_with: Annotated[Optional[str], typer.Option("--evaluate-with", help="Comma-separated extractors for the report's NME (default: all available; 'none' to skip). Images only.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 50_000_000,
@@ -199,13 +198,21 @@ def protect(
     The original files are never modified; a failed item writes nothing and the others go on
     (exit code 1 if any item failed)."""
     try:
-        config = _config(ctx, preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
+        config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
                          mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jitter_mode=jitter_mode, smooth=smooth,
                          ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
     ev = None if evaluate_with is None else ([] if evaluate_with == "none" else [s.strip() for s in evaluate_with.split(",") if s.strip()])
+    from faceshield.models import list_extractors
+
+    unknown = [n for n in ev or [] if n not in list_extractors()]
+    problem = (f"--evaluate-with: unknown extractor {unknown[0]!r}; expected 'none' or among {', '.join(list_extractors())}" if unknown
+               else f"--max-pixels: expected a positive integer, got {max_pixels}" if max_pixels < 1 else None)
+    if problem:
+        err.print(f"[red]error[/] {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(2)
     from faceshield.io.video import default_codec, is_video_path, resolve_codec
 
     videos = [p for p in inputs if is_video_path(p)]
@@ -273,7 +280,12 @@ def demo(
     from faceshield.models.weights import package_data
     from faceshield.pipeline import ProtectConfig
 
-    code = _run_protect([package_data("astronaut.png")], output, ProtectConfig(method=method), overwrite, None, 50_000_000, show_table=True)
+    try:
+        config = ProtectConfig.from_user({"method": method}, name=_flag)
+    except ValueError as e:
+        err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2)
+    code = _run_protect([package_data("astronaut.png")], output, config, overwrite, None, 50_000_000, show_table=True)
     if code == 0 and swap:
         _demo_swap(package_data("astronaut.png"), output / "astronaut.png", output / "astronaut_swap_sheet.png")
     raise typer.Exit(code)

@@ -1,8 +1,13 @@
 """File-level Python API mirroring the CLI: :func:`protect`, :func:`protect_videos` and :func:`evaluate`.
 
     >>> import faceshield
-    >>> results = faceshield.pipeline(["me.jpg"], "protected/")          # doctest: +SKIP
-    >>> faceshield.evaluate("me.jpg", "protected/me.png").ssim_i          # doctest: +SKIP
+    >>> from faceshield.models.weights import package_data
+    >>> photo = package_data("astronaut.png")                             # the built-in sample
+    >>> results = faceshield.protect([photo], "protected/", overwrite=True, evaluate_with=[])  # doctest: +SKIP
+    >>> results[0].ok, results[0].output.name                             # doctest: +SKIP
+    (True, 'astronaut.png')
+    >>> faceshield.evaluate(photo, "protected/astronaut.png", extractors=["mtcnn"]).linf  # doctest: +SKIP
+    15
 """
 from __future__ import annotations
 

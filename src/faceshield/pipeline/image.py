@@ -3,149 +3,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from faceshield.attacks import (
-    EOT_DEFAULT, JITTER_MODES, EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, check_smooth, create_attack, eot_pool, texture_budget,
-)
-from faceshield.core.check import check_int, check_positive
+from faceshield.attacks import EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, texture_budget
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8
 from faceshield.metrics import box_mask
 from faceshield.models import LandmarkExtractor, create_extractor
+from faceshield.pipeline.config import MASK_MODES, PRESETS, ProtectConfig
+
+__all__ = ["MASK_MODES", "PRESETS", "ProtectConfig", "ProtectedImage", "build_loss", "protect_array"]
 
 log = logging.getLogger(__name__)
-
-MASK_MODES = ("face", "none")
-
-
-#: Named settings on top of :class:`ProtectConfig`'s defaults ([0, 1] units), measured in the README
-#: ("Stronger protection"; ``benchmarks/results/{strong,smooth,quality,robust}``): ``paper`` is
-#: Landmark Breaker's Alg. 1 (the defaults, fastest); ``strong`` buys NME with 3x the steps, a
-#: texture-following budget and random box jitter; ``smooth`` blurs the perturbation (sigma 2 px: far
-#: higher SSIM); ``quality`` blurs less (sigma 1 px), puts SSIM into the objective and, on heat-map
-#: models, keeps pushing the heat-maps away after Eq. 1 bottoms out, with 100 steps, random box
-#: jitter and every box the detector weighs re-detected every 10 steps (the most NME at the highest
-#: SSIM); ``robust`` is ``quality`` averaged over random JPEG /
-#: resize / blur (EOT; about 2x slower) for photos and videos that will be re-compressed.
-_QUALITY = {"steps": 100, "alpha": 2 / 255, "smooth": 1.0, "ssim_weight": 1.0, "push": 0.5, "jitter_mode": "random", "redetect": 10}
-PRESETS: dict[str, dict] = {
-    "paper": {},
-    "strong": {"steps": 60, "perceptual": True, "jitter_mode": "random"},
-    "smooth": {"steps": 60, "alpha": 2 / 255, "smooth": 2.0},
-    "quality": _QUALITY,
-    "robust": {**_QUALITY, "eot": ("default",), "eot_samples": 2},
-}
-
-
-@dataclass
-class ProtectConfig:
-    """Settings of a protection run. Budgets in [0, 1] units (``eps=15/255`` is the paper's 15 levels).
-
-    Attributes:
-        method: ``lb`` (MI-FGSM, Landmark Breaker), ``base1`` (FGSM), ``base2`` (I-FGSM), ``pgd``,
-            ``lb_trans`` (MI-FGSM with input diversity), ``lb_mix`` (alternating Base2 / LB).
-        targets: white-box extractors attacked together (their losses are summed).
-        eps, alpha, steps, decay: optimiser settings (Landmark Breaker: 15/255, 1/255, 20, 0.5).
-        budget: ``project`` (clip to the eps-ball every step) or ``paper`` (Alg. 1's stopping rule).
-        mask: ``face`` perturbs only the face regions (boxes enlarged by ``mask_scale``), ``none`` lets
-            the attack touch whatever its gradients reach.
-        jitter: box-jitter copies per face (robustness to where the real detector puts the box).
-        jitter_mode: ``fixed`` (a fixed pattern of shifted / scaled boxes) or ``random`` (fresh
-            random boxes at every step, an expectation over boxes; one extra clean forward pass per
-            step): see :mod:`faceshield.attacks.losses`.
-        seed: random seed (PGD's random start, EOT and input-diversity draws); same seed -> identical bytes.
-        eot: expectation over transformations: differentiable transform specs the loss is averaged
-            over (e.g. ``("diffjpeg:q=40..90", "identity")``; ``("default",)`` means
-            :data:`~faceshield.attacks.EOT_DEFAULT`); empty (default) = off.
-        eot_samples: transforms drawn per iteration when ``eot`` is on (2: on the astronaut sample
-            2, 4 and 8 samples gave the same NME after JPEG Q50; momentum averages over iterations too).
-        perceptual: scale the budget pixel by pixel with local texture
-            (:func:`~faceshield.attacks.budget.texture_budget`: flat skin gets a third of ``eps``,
-            edges and hair the full ``eps``), which keeps SSIM higher for the same ``eps``.
-        smooth: Gaussian sigma (pixels) the perturbation is blurred with inside the attack (0 = off):
-            a smooth perturbation costs far less SSIM than pixel noise of the same amplitude and
-            survives JPEG better; pair with more ``steps`` and a larger ``alpha`` (the blur averages
-            the sign steps, so they reach the budget more slowly). See :mod:`faceshield.attacks.base`.
-        ssim_weight: weight ``beta`` of ``1 - SSIM`` (over the protected region) added to the
-            attack's loss (0 = off): every step weighs landmark damage against visible change.
-        push: heat-map extractors only: weight of the push term added to Eq. 1 (0 = off, the
-            paper's loss): the attack keeps moving each heat-map's mass away from the clean landmark
-            after Eq. 1 has bottomed out (:func:`~faceshield.attacks.losses.heatmap_push`).
-            Regression extractors (MTCNN, FaceMesh) already maximise the landmark displacement.
-        redetect: every ``redetect`` steps, run each target's own detector on the current protected
-            image (the whole photo, before any EOT transform) and add the boxes it now weighs for each
-            face (``LandmarkExtractor.candidates``) to the boxes attacked (0 = off, the clean boxes
-            only): the perturbation moves the detector's box,
-            most of all MTCNN's cascade, whose final box comes from whichever of its proposals scores
-            best (see :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
-        nme_cap: regression extractors only (MTCNN, FaceMesh): count each attacked box's landmark
-            displacement up to this NME (0 = off, the plain displacement), so the budget goes to the
-            boxes still close to their clean points rather than to one already far off; meant for
-            ``redetect``, which gives a face several boxes.
-    """
-
-    method: str = "lb"
-    targets: tuple[str, ...] = ("mtcnn",)
-    eps: float = 15 / 255
-    alpha: float = 1 / 255
-    steps: int = 20
-    decay: float = 0.5
-    budget: str = "project"
-    mask: str = "face"
-    mask_scale: float = 1.6
-    jitter: int = 9
-    jitter_mode: str = "fixed"
-    seed: int = 0
-    eot: tuple[str, ...] = ()
-    eot_samples: int = 2
-    perceptual: bool = False
-    smooth: float = 0.0
-    ssim_weight: float = 0.0
-    push: float = 0.0
-    redetect: int = 0
-    nme_cap: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.targets = tuple(self.targets)
-        if not self.targets:
-            raise ValueError("targets: expected at least one white-box extractor, got none")
-        if self.mask not in MASK_MODES:
-            raise ValueError(f"mask: expected one of {MASK_MODES}, got {self.mask!r}")
-        if self.jitter < 1:
-            raise ValueError(f"jitter: expected >= 1, got {self.jitter}")
-        if self.jitter_mode not in JITTER_MODES:
-            raise ValueError(f"jitter_mode: expected one of {JITTER_MODES}, got {self.jitter_mode!r}")
-        eot = (self.eot,) if isinstance(self.eot, str) else tuple(self.eot)
-        self.eot = tuple(s for e in eot for s in (EOT_DEFAULT if e == "default" else (e,)))
-        if self.eot:
-            self.eot = tuple(t.spec for t in eot_pool(self.eot))  # canonical specs; raises for bad ones
-        self.smooth = check_smooth(self.smooth)
-        self.ssim_weight = check_positive(self.ssim_weight, "ssim_weight", allow_zero=True)
-        self.push = check_positive(self.push, "push", allow_zero=True)
-        check_int(self.redetect, "redetect")
-        self.nme_cap = check_positive(self.nme_cap, "nme_cap", allow_zero=True)
-        check_int(self.eot_samples, "eot_samples", minimum=1)
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "ProtectConfig":
-        """The settings of :data:`PRESETS` ``name``, with ``overrides`` (any field) on top."""
-        if name not in PRESETS:
-            raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
-        return cls(**{**PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["eps_levels"] = round(self.eps * 255, 4)
-        d["alpha_levels"] = round(self.alpha * 255, 4)
-        d["targets"] = list(self.targets)
-        d["eot"] = list(self.eot)
-        return d
-
 
 @dataclass
 class ProtectedImage:
@@ -240,8 +113,7 @@ def protect_array(
     if config.perceptual:
         w = texture_budget(sub)
         mask = w if mask is None else mask * w
-    attack = create_attack(config.method, loss, eps=config.eps, alpha=config.alpha, steps=config.steps, decay=config.decay, budget=config.budget, smooth=config.smooth,
-                           ssim_weight=config.ssim_weight)
+    attack = create_attack(config.method, loss, **config.attack_kwargs())
     adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
