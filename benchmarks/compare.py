@@ -6,11 +6,11 @@ present in every table, and prints the white-box NME (the extractor the perturba
 mean over faces still found, lost faces counted apart), the median NME over all faces with a lost
 face ranked above any NME (a lost face is a protection success; the mean over found faces drops
 when the worst-hit faces are lost, the median does not), the share of faces protected (lost, or
-NME at least ``--threshold``, default 0.4: issue 5's goal after C2) and mask-SSIM per perturbation,
+NME at least ``--threshold``, default 0.4: the robustness goal after C2) and mask-SSIM per perturbation,
 source and transform. A perturbation label found in more than one table is suffixed with the table's directory
-(e.g. ``robust (robust_push)``)::
+(e.g. ``LB (MI-FGSM) (strong)``)::
 
-    python benchmarks/compare.py benchmarks/results/issue5/table4.json benchmarks/results/strong_t4/table4.json
+    python benchmarks/compare.py benchmarks/results/lb_codecs/table4.json benchmarks/results/strong_codecs/table4.json
 """
 from __future__ import annotations
 
