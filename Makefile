@@ -27,7 +27,7 @@ demo: install
 	$(VENV)/bin/faceshield demo -o $(OUT) --overwrite
 
 test: install
-	$(PY) -m pytest -n 2 tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 tests   # one thread per worker: 2 workers x 2 threads on 2 cores run 6x slower
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -23,12 +23,16 @@ from faceshield.models.facemesh import (
 )
 from faceshield.models.weights import load_state_dict, package_data
 
-#: Measured torch vs TFLite (ai-edge-litert 2.3.0, XNNPACK) max abs differences on the inputs of
-#: ``test_torch_matches_tflite``: points 1.5e-4 px (192-px crop units), flag logit 3.8e-6; asserted
-#: with a x2 margin (rounded up).
-POINTS_TOL_PX = 4e-4
-FLAG_TOL = 1e-5
-PRESENCE_TOL = 1e-6
+#: torch vs TFLite (XNNPACK) on the inputs of ``test_torch_matches_tflite``: both are float32 runs of
+#: the same network, so they differ by rounding in a different summation order - which depends on
+#: the CPU's vector ISA and thread count on both sides (measured: points 1.5e-4 - 1.7e-4 px, flag
+#: logit 3.8e-6 - 2.3e-5, the face crop's logit being > 10, over three torch float paths). Any conversion error
+#: (padding, channel order, a layer's weights) moves points by pixels. Tolerances: points 2e-3 px
+#: (1e-5 of the 192-px crop, 1/500 px, ~10x the largest rounding difference seen); the flag logit to
+#: 1e-4 of max(1, |logit|) (13 of float32's 24 bits); presence (sigmoid' <= 1/4) to 1/4 of that.
+POINTS_TOL_PX = 2e-3
+FLAG_REL_TOL = 1e-4
+PRESENCE_TOL = FLAG_REL_TOL / 4
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +147,7 @@ def test_torch_matches_tflite(ext, astronaut, interpreter):
           f"flag logit {d_flag.max():.3g}, presence {d_presence.max():.3g}")
     assert ref_flag[0] > 10  # the astronaut crop is a face for the original model too
     assert d_pts.max() < POINTS_TOL_PX
-    assert d_flag.max() < FLAG_TOL
+    assert (d_flag < FLAG_REL_TOL * np.maximum(1.0, np.abs(ref_flag))).all()
     assert d_presence.max() < PRESENCE_TOL
 
 

@@ -20,15 +20,49 @@ def sha(p):
 
 @pytest.fixture(scope="module")
 def protected(astronaut):
+    """The default protection (ProtectConfig()): also the plain attack the feature tests compare with."""
     return protect_array(astronaut, ProtectConfig())
 
 
-def test_clean_nme_is_zero_and_attack_moves_mtcnn_landmarks(astronaut, protected):
+#: An attack must move MTCNN's landmarks this many times further than random noise of the same
+#: per-pixel budget does (the noise floor below): the floor itself spreads by ~1.3x from draw to
+#: draw (0.020-0.026 at 15 levels), so 1.5x above its worst draw is the smallest factor that still
+#: says "more than noise". Measured on the sample (default / SSE4.1 1-thread / AVX2 float paths):
+#: the attacks here reach 2.2-5.8x of their floor.
+OVER_NOISE = 1.5
+
+
+def noise_floor(clean, levels, draws=3):
+    """The NME MTCNN's full pipeline reports for random +-``levels`` sign noise (per pixel and
+    channel; ``levels`` an (H, W) array of 8-bit levels), worst of ``draws`` draws: what a change of
+    that size does without being an attack. numpy's generator gives the same noise on every CPU."""
+    mtcnn = create_extractor("mtcnn")
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(draws):
+        noisy = np.clip(clean.astype(int) + rng.choice([-1, 1], clean.shape) * levels.astype(int)[..., None], 0, 255).astype(np.uint8)
+        r = evaluate_extractor(mtcnn, clean, noisy)
+        assert r.faces_lost == 0  # noise alone keeps the face
+        worst = max(worst, r.nme)
+    return worst
+
+
+@pytest.fixture(scope="module")
+def face_region(astronaut, protected):
+    """The perturbed region of the default config (face box x1.6) and its full-budget noise floor."""
+    from faceshield.metrics import box_mask
+
+    face = box_mask(astronaut.shape[:2], protected.face_boxes, scale=1.6)
+    return face, noise_floor(astronaut, 15 * face)
+
+
+def test_clean_nme_is_zero_and_attack_moves_mtcnn_landmarks(astronaut, protected, face_region):
     mtcnn = create_extractor("mtcnn")
     assert evaluate_extractor(mtcnn, astronaut, astronaut).nme == 0
     r = evaluate_extractor(mtcnn, astronaut, protected.rgb)
     assert r.faces_clean == 1
-    assert r.faces_lost == 1 or r.nme > 0.05  # through the full, unmodified MTCNN pipeline on the 8-bit image
+    # through the full, unmodified MTCNN pipeline on the 8-bit image; measured 0.10-0.15 vs a floor of 0.026
+    assert r.faces_lost == 1 or r.nme > OVER_NOISE * face_region[1]
     assert np.abs(protected.rgb.astype(int) - astronaut.astype(int)).max() <= 15
     assert protected.loss_end < protected.loss_start
 
@@ -111,22 +145,31 @@ def test_refuses_to_write_over_the_original(tmp_path, astronaut):
     assert sha(src) == before
 
 
-def test_perceptual_budget_keeps_flat_skin_fainter_and_still_moves_landmarks(astronaut):
+def test_perceptual_budget_keeps_flat_skin_fainter_and_still_moves_landmarks(astronaut, protected, face_region):
+    """What the budget is: a per-pixel bound of eps * w (w = 1/3 on flat skin) - exact; what it is for:
+    less perturbation on flat skin than the plain attack puts there, while the landmarks still move.
+    Its SSIM gain at 20 steps on this one sample is tiny (mask-SSIM +0.004 to +0.014 depending on the
+    CPU's float path) and is not asserted here: it is measured where it is large, over 60 steps and
+    9 images in benchmarks/configs/strong.yaml (rows LB T60 vs LB strong)."""
     from faceshield.attacks.budget import texture_budget
     from faceshield.io import to_tensor
-    from faceshield.metrics import box_mask, mask_ssim
 
-    plain = protect_array(astronaut, ProtectConfig())
+    plain = protected
     soft = protect_array(astronaut, ProtectConfig(perceptual=True))
+    face, _ = face_region
     w = texture_budget(to_tensor(astronaut))[0, 0].numpy()
     d = np.abs(soft.rgb.astype(int) - astronaut.astype(int)).max(-1)
-    assert (d <= np.ceil(15 * w)).all()  # the per-pixel budget (w is recomputed here on the whole image: float noise)
-    flat = w < 0.5
-    assert flat.sum() > 100 and d[flat].max() < 15
-    face = box_mask(astronaut.shape[:2], plain.face_boxes, scale=1.6)
-    assert mask_ssim(astronaut, soft.rgb, face) > mask_ssim(astronaut, plain.rgb, face) + 0.01
+    assert (d <= np.ceil(15 * w)).all()  # the per-pixel budget (w is recomputed here on the whole image: float noise < 1 level)
+    flat = (w < 0.5) & (face > 0)  # flat skin where the attack may act: at most 7 of 15 levels
+    assert flat.sum() > 1000 and d[flat].max() <= 7
+    # fainter there than the plain attack: a budget scaled by w would scale the mean change by about
+    # mean(w) (0.36 here); asserted halfway between that and no effect at all (ratio 1). Measured
+    # ratio 0.38-0.46.
+    d_plain = np.abs(plain.rgb.astype(int) - astronaut.astype(int)).max(-1)
+    assert d[flat].mean() < (1 + w[flat].mean()) / 2 * d_plain[flat].mean()
     r = evaluate_extractor(create_extractor("mtcnn"), astronaut, soft.rgb)
-    assert r.faces_lost == 1 or r.nme > 0.02
+    floor = noise_floor(astronaut, np.floor(15 * face * w + 1e-4))  # noise with the perceptual budget itself
+    assert r.faces_lost == 1 or r.nme > OVER_NOISE * floor  # measured 0.085-0.096 vs a floor of 0.025
 
 
 def test_presets():
@@ -148,30 +191,32 @@ def test_bad_jitter_mode_is_refused():
         ProtectConfig(jitter_mode="sometimes")
 
 
-def test_smooth_perturbation_keeps_more_ssim_and_still_moves_landmarks(astronaut):
-    from faceshield.metrics import box_mask, mask_ssim
+def test_smooth_perturbation_keeps_more_ssim_and_still_moves_landmarks(astronaut, protected, face_region):
+    from faceshield.metrics import mask_ssim
 
-    plain = protect_array(astronaut, ProtectConfig())
+    plain = protected
     smooth = protect_array(astronaut, ProtectConfig(smooth=2.0, alpha=2 / 255))
     assert smooth.rgb.shape == astronaut.shape
     assert np.abs(smooth.rgb.astype(int) - astronaut.astype(int)).max() <= 15
-    face = box_mask(astronaut.shape[:2], plain.face_boxes, scale=1.6)
-    assert mask_ssim(astronaut, smooth.rgb, face) > mask_ssim(astronaut, plain.rgb, face) + 0.02  # 0.93 vs 0.89 when written
+    face, floor = face_region
+    # a large effect: mask-SSIM 0.935-0.936 vs 0.893-0.895 measured on three float paths (+0.04); half of it asserted
+    assert mask_ssim(astronaut, smooth.rgb, face) > mask_ssim(astronaut, plain.rgb, face) + 0.02
     r = evaluate_extractor(create_extractor("mtcnn"), astronaut, smooth.rgb)
-    assert r.faces_lost == 1 or r.nme > 0.02
+    assert r.faces_lost == 1 or r.nme > OVER_NOISE * floor  # measured 0.078-0.092 vs a floor of 0.026
     with pytest.raises(ValueError, match="smooth"):
         ProtectConfig(smooth=-1)
 
 
-def test_ssim_weight_keeps_more_ssim_and_still_moves_landmarks(astronaut):
-    from faceshield.metrics import box_mask, mask_ssim
+def test_ssim_weight_keeps_more_ssim_and_still_moves_landmarks(astronaut, protected, face_region):
+    from faceshield.metrics import mask_ssim
 
-    plain = protect_array(astronaut, ProtectConfig())
+    plain = protected
     kind = protect_array(astronaut, ProtectConfig(ssim_weight=2.0))
-    face = box_mask(astronaut.shape[:2], plain.face_boxes, scale=1.6)
+    face, floor = face_region
+    # a large effect: mask-SSIM 0.980-0.981 vs 0.893-0.895 measured on three float paths (+0.085); under a quarter asserted
     assert mask_ssim(astronaut, kind.rgb, face) > mask_ssim(astronaut, plain.rgb, face) + 0.02
     r = evaluate_extractor(create_extractor("mtcnn"), astronaut, kind.rgb)
-    assert r.faces_lost == 1 or r.nme > 0.02
+    assert r.faces_lost == 1 or r.nme > OVER_NOISE * floor  # measured 0.057-0.076 vs a floor of 0.026
     with pytest.raises(ValueError, match="ssim_weight"):
         ProtectConfig(ssim_weight=-0.5)
 
@@ -181,10 +226,13 @@ def test_push_reaches_the_heatmap_losses_only(toy_extractor):
     from faceshield.pipeline.image import build_loss
 
     rois = [np.array([[16.0, 16.0, 48.0, 48.0]])]
-    loss = build_loss(toy_extractor, rois, ProtectConfig(push=0.4))
+    both = ProtectConfig(targets=("mtcnn", "fan"), push=0.4)  # push means something with a heat-map target among them
+    loss = build_loss(toy_extractor, rois, both)
     assert isinstance(loss, HeatmapCosineLoss) and loss.push == 0.4
     assert build_loss(toy_extractor, rois, ProtectConfig()).push == 0  # the paper's Eq. 1 by default
-    assert isinstance(build_loss(create_extractor("mtcnn"), rois, ProtectConfig(push=0.4)), LandmarkDisplacementLoss)
+    assert isinstance(build_loss(create_extractor("mtcnn"), rois, both), LandmarkDisplacementLoss)
+    with pytest.raises(ValueError, match="push: only heat-map targets use it"):
+        ProtectConfig(push=0.4)  # on MTCNN alone it would be ignored: refused
     with pytest.raises(ValueError, match="push"):
         ProtectConfig(push=-1)
 
