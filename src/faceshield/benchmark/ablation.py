@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from faceshield.benchmark.config import BenchConfig, RowSpec, default_label, source_name
 from faceshield.benchmark.context import BenchContext
-from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, Accumulator, attack_settings, nme_cell, nme_columns
+from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, VISIBILITY_HEADER, Accumulator, attack_settings, visibility_cells, nme_cell, nme_columns
 from faceshield.benchmark.report import TableResult, count, md_table
 from faceshield.benchmark.sources import BenchImage
 from faceshield.pipeline import evaluate_pair
@@ -42,8 +42,9 @@ def run_ablation(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[B
         rs = [r for r in records if r["parameter"] == param]
         if not rs:
             continue
-        body += [f"### {title}", "", md_table([param, "made on", *(f"NME {n}" for n in all_names), "SSIM_I", "mask-SSIM"],
-                                              [[f"{r['value']:g}", r["made_on"], *(nme_cell(r, n) for n in all_names), r["ssim_i"], r["mask_ssim"]] for r in rs]), ""]
+        body += [f"### {title}", "", md_table([param, "made on", *(f"NME {n}" for n in all_names), "SSIM_I", "mask-SSIM", *VISIBILITY_HEADER],
+                                              [[f"{r['value']:g}", r["made_on"], *(nme_cell(r, n) for n in all_names), r["ssim_i"], r["mask_ssim"], *visibility_cells(r)]
+                                               for r in rs]), ""]
     settings = {**attack_settings(cfg.attack, cfg.seed), "method": opts["method"], **{f"sweep_{p}": v for p, v in sweeps.items()}}
     return TableResult(
         name="ablation",

@@ -16,8 +16,13 @@ NME_INTRO = (
     "scheme's normaliser (MTCNN: eye centres; 68-point models: outer eye corners 36/45; FaceMesh: outer eye "
     "corners 33/263), ground truth = the extractor's own output on the clean image, mean over faces still "
     "found; 'lost' = faces the extractor no longer finds (a protection success, not in the NME). SSIM_I: whole "
-    "image; mask-SSIM: the protected face boxes."
+    "image; mask-SSIM: the protected face boxes. Visibility on the face (boxes x 1.2, the worst face): SSIMULACRA 2 "
+    "(100 identical, > 90 visually lossless, 70-90 high quality, < 50 visibly degraded), FLIP (0 identical) and, where "
+    "the program is installed, Butteraugli (< 1 not visible, > 3 clearly visible); SSIM is not a visibility measure."
 )
+#: the visibility measures every table records (mean over images; ``*_face`` on the face region)
+VISIBILITY_COLUMNS = ["ssimulacra2_face", "flip_face", "butteraugli_face", "ssimulacra2", "flip", "butteraugli"]
+VISIBILITY_HEADER = ["SSIMULACRA2 face", "FLIP face", "Butteraugli face"]
 
 
 def _mean(v: Sequence[float]) -> float | None:
@@ -35,6 +40,7 @@ class Accumulator:
         self.ssim_i: list[float] = []
         self.mask_ssim: list[float] = []
         self.seconds: list[float] = []
+        self.visibility: dict[str, list[float]] = {k: [] for k in VISIBILITY_COLUMNS}
         self.no_face = 0
 
     def add(self, ev: Evaluation, seconds: float | None = None) -> None:
@@ -43,6 +49,9 @@ class Accumulator:
             self.mask_ssim.append(ev.mask_ssim)
         if seconds is not None:
             self.seconds.append(seconds)
+        for k in VISIBILITY_COLUMNS:
+            if ev.visibility.get(k) is not None:
+                self.visibility[k].append(ev.visibility[k])
         for r in ev.extractors:
             self.faces[r.extractor] += r.faces_clean
             self.lost[r.extractor] += r.faces_lost
@@ -54,8 +63,8 @@ class Accumulator:
             d[f"nme_{n}"] = _mean(self.nme[n])
             d[f"lost_{n}"] = self.lost[n]
             d[f"faces_{n}"] = self.faces[n]
-        d.update(ssim_i=_mean(self.ssim_i), mask_ssim=_mean(self.mask_ssim), images=len(self.ssim_i), no_face=self.no_face,
-                 seconds_per_image=_mean(self.seconds))
+        d.update(ssim_i=_mean(self.ssim_i), mask_ssim=_mean(self.mask_ssim), **{k: _mean(v) for k, v in self.visibility.items()},
+                 images=len(self.ssim_i), no_face=self.no_face, seconds_per_image=_mean(self.seconds))
         return d
 
 
@@ -63,7 +72,12 @@ def nme_columns(names: Sequence[str]) -> list[str]:
     return [f"{p}_{n}" for n in names for p in ("nme", "lost", "faces")]
 
 
-METRIC_COLUMNS = ["ssim_i", "mask_ssim", "images", "no_face", "seconds_per_image"]
+METRIC_COLUMNS = ["ssim_i", "mask_ssim", *VISIBILITY_COLUMNS, "images", "no_face", "seconds_per_image"]
+
+
+def visibility_cells(rec: Mapping) -> list:
+    """The face-region visibility cells of a record, in :data:`VISIBILITY_HEADER` order."""
+    return [fmt(rec.get("ssimulacra2_face"), 1), fmt(rec.get("flip_face"), 3), fmt(rec.get("butteraugli_face"), 2)]
 
 
 def nme_header(evaluators) -> list[str]:

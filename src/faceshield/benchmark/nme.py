@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from faceshield.benchmark.config import BenchConfig, source_name
 from faceshield.benchmark.context import BenchContext
-from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, Accumulator, attack_settings, is_white_box, nme_cell, nme_columns, nme_header
+from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, VISIBILITY_HEADER, Accumulator, attack_settings, visibility_cells, is_white_box, nme_cell, nme_columns, nme_header
 from faceshield.benchmark.report import TableResult, count, fmt, md_table
 from faceshield.benchmark.sources import BenchImage
 from faceshield.core.errors import WeightsNotFoundError
@@ -69,9 +69,9 @@ def run_nme_table(name: str, ctx: BenchContext, cfg: BenchConfig, opts: dict, im
     no_face = sum(r["no_face"] for r in records)
     if no_face:
         notes.append(f"{no_face} (image, row) pairs had no face for the source extractor and are left out")
-    rows = [[r["perturbation"], r["made_on"], *(nme_cell(r, e.name, is_white_box(e, r["made_on"])) for e in evaluators), r["ssim_i"], r["mask_ssim"], fmt(r["seconds_per_image"], 2)]
-            for r in records]
-    body = md_table(["perturbation", "made on", *nme_header(evaluators), "SSIM_I", "mask-SSIM", "s/image"], rows)
+    rows = [[r["perturbation"], r["made_on"], *(nme_cell(r, e.name, is_white_box(e, r["made_on"])) for e in evaluators), r["ssim_i"], r["mask_ssim"],
+             *visibility_cells(r), fmt(r["seconds_per_image"], 2)] for r in records]
+    body = md_table(["perturbation", "made on", *nme_header(evaluators), "SSIM_I", "mask-SSIM", *VISIBILITY_HEADER, "s/image"], rows)
     intro = NME_INTRO + (" **Bold**: white-box (the perturbation was made on that extractor, or on the one that runs the same network);"
                          " the other columns measure transfer.")
     return TableResult(

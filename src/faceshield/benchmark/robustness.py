@@ -15,7 +15,7 @@ import numpy as np
 
 from faceshield.benchmark.config import BenchConfig, source_name
 from faceshield.benchmark.context import BenchContext
-from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, Accumulator, attack_settings, is_white_box, nme_cell, nme_columns, nme_header
+from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, VISIBILITY_HEADER, Accumulator, attack_settings, visibility_cells, is_white_box, nme_cell, nme_columns, nme_header
 from faceshield.benchmark.report import TableResult, count, md_table
 from faceshield.benchmark.sources import BenchImage
 from faceshield.core.errors import WeightsNotFoundError
@@ -70,9 +70,9 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
             records.append({"transform": label, "perturbation": CLEAN, "method": "", "made_on": "", **accs[label].record()})
     order = {t: i for i, t in enumerate(transforms)}
     records.sort(key=lambda r: order[r["transform"]])  # stable: grouped by transform, rows in config order
-    md_rows = [[r["transform"], r["perturbation"], r["made_on"] or "-", *(nme_cell(r, e.name, is_white_box(e, r["made_on"])) for e in evaluators), r["ssim_i"], r["mask_ssim"]]
-               for r in records]
-    body = md_table(["transform", "perturbation", "made on", *nme_header(evaluators), "SSIM_I", "mask-SSIM"], md_rows)
+    md_rows = [[r["transform"], r["perturbation"], r["made_on"] or "-", *(nme_cell(r, e.name, is_white_box(e, r["made_on"])) for e in evaluators), r["ssim_i"], r["mask_ssim"],
+                *visibility_cells(r)] for r in records]
+    body = md_table(["transform", "perturbation", "made on", *nme_header(evaluators), "SSIM_I", "mask-SSIM", *VISIBILITY_HEADER], md_rows)
     intro = (f"{NME_INTRO} Protected images pass through each transform (real codecs on the 8-bit image) before "
              "evaluation: NME compares the extractor on the clean, untransformed image with the same extractor on the "
              "transformed protected image; SSIM_I / mask-SSIM compare the transformed protected image with the clean one. "

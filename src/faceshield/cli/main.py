@@ -57,6 +57,16 @@ def print_evaluation(ev, title: str = "") -> None:
         q.add_column(c)
     q.add_row(_fmt(ev.ssim_i), _fmt(ev.mask_ssim), _fmt(ev.psnr, 2), str(ev.linf))
     out.print(q)
+    if ev.visibility:
+        v = Table(title="visibility as people see it (face = face boxes x 1.2)", title_justify="left")
+        for c in ("measure", "whole image", "face", "reads"):
+            v.add_column(c)
+        reads = {"ssimulacra2": "100 identical, > 90 visually lossless, < 50 visibly degraded",
+                 "flip": "0 identical, 1 black vs white", "butteraugli": "< 1 not visible, > 3 clearly visible"}
+        for n, label in (("ssimulacra2", "SSIMULACRA 2"), ("flip", "FLIP"), ("butteraugli", "Butteraugli")):
+            if ev.visibility.get(n) is not None:
+                v.add_row(label, _fmt(ev.visibility[n], 2), _fmt(ev.visibility.get(f"{n}_face"), 2), reads[n])
+        out.print(v)
 
 
 def _flag(key: str) -> str:

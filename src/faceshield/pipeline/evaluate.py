@@ -1,5 +1,6 @@
 """Evaluate a protected image against its clean original: NME per extractor (each run through its
-full, real pipeline on the 8-bit images), SSIM_I, mask-SSIM on the face region, PSNR, L_inf."""
+full, real pipeline on the 8-bit images), SSIM_I, mask-SSIM on the face region, PSNR, L_inf, and
+visibility as people see it (SSIMULACRA 2, FLIP, Butteraugli; :mod:`faceshield.metrics.perceptual`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import numpy as np
 from faceshield.core.types import Face
 from faceshield.faces.boxes import box_iou
 from faceshield.metrics import box_mask, linf_levels, mask_ssim, nme, psnr, ssim
+from faceshield.metrics.perceptual import visibility as measure_visibility
 from faceshield.models import LandmarkExtractor
 
 if TYPE_CHECKING:
@@ -46,13 +48,16 @@ class ExtractorResult:
 @dataclass
 class Evaluation:
     """All metrics of one clean / protected pair. SSIM values are in [-1, 1], PSNR in dB,
-    ``linf`` in 8-bit levels; ``mask_ssim`` is over the face boxes of ``faces``."""
+    ``linf`` in 8-bit levels; ``mask_ssim`` is over the face boxes of ``faces``. ``visibility``:
+    :func:`~faceshield.metrics.perceptual.visibility` (``ssimulacra2``, ``flip``, ``butteraugli`` and
+    their ``*_face`` values on the face boxes x 1.2; empty when not measured)."""
 
     ssim_i: float
     mask_ssim: float | None
     psnr: float
     linf: int
     extractors: list[ExtractorResult]
+    visibility: dict[str, float | None] = field(default_factory=dict)
     swap: "SwapEvaluation | None" = None  # set by evaluate(..., swap=True): the DeepFake measured
 
     def to_dict(self) -> dict:
@@ -92,13 +97,17 @@ def evaluate_pair(
     protected: np.ndarray,
     extractors: Sequence[LandmarkExtractor],
     face_boxes: Sequence[np.ndarray],
+    *,
+    visibility: bool = True,
 ) -> Evaluation:
     """Metrics of a protected image.
 
     Args:
         clean, protected: ``(H, W, 3)`` uint8 RGB of the same size.
         extractors: extractors to measure NME with (white-box and black-box alike).
-        face_boxes: the protected faces' boxes; they define the mask-SSIM region and which faces count.
+        face_boxes: the protected faces' boxes; they define the mask-SSIM region, the face region of
+            the visibility measures and which faces count.
+        visibility: also measure SSIMULACRA 2, FLIP and Butteraugli (about 2 s for a 512-px image).
     """
     if clean.shape != protected.shape:
         raise ValueError(f"expected clean and protected images of the same size, got {clean.shape[1]}x{clean.shape[0]} and {protected.shape[1]}x{protected.shape[0]}")
@@ -109,4 +118,5 @@ def evaluate_pair(
         psnr=psnr(clean, protected),
         linf=linf_levels(clean, protected),
         extractors=[evaluate_extractor(e, clean, protected, face_boxes if len(face_boxes) else None) for e in extractors],
+        visibility=measure_visibility(clean, protected, face_boxes) if visibility else {},
     )
