@@ -9,7 +9,7 @@ optimiser's ``smooth=sigma``) trades pixel noise for SSIM.
 from __future__ import annotations
 
 from faceshield.attacks.base import Attack, check_smooth, quantize_to_budget
-from faceshield.attacks.budget import texture_budget
+from faceshield.attacks.budget import delta_e_penalty, jnd_budget, jnd_levels, limit_chroma, texture_budget
 from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
 from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
 from faceshield.attacks.fgsm import FGSM
@@ -64,6 +64,6 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 __all__ = [
     "ATTACKS", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
-    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "attack_settings", "canonical_attack", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
+    "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "delta_e_penalty", "jnd_budget", "jnd_levels", "limit_chroma", "attack_settings", "canonical_attack", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
     "quantize_to_budget", "resize_pad", "texture_budget",
 ]

@@ -54,7 +54,7 @@ from collections.abc import Callable
 import kornia
 import torch
 
-from faceshield.attacks.budget import ssim_penalty
+from faceshield.attacks.budget import delta_e_penalty, limit_chroma, ssim_penalty
 from faceshield.core.check import check_image_tensor, check_positive
 
 # torch warns about Intel-GPU TF32 each time the oneDNN flags are toggled; irrelevant on CPU.
@@ -121,13 +121,17 @@ class Attack:
         batch_invariant: run without oneDNN so results are bitwise independent of batch size.
         smooth: Gaussian sigma in pixels of the perturbation's blur (see module docstring); 0 = off.
         ssim_weight: weight of the SSIM penalty in the objective (see module docstring); 0 = off.
+        chroma: fraction of the perturbation's colour kept, the rest moved into luminance
+            (:func:`~faceshield.attacks.budget.limit_chroma`; 1 = plain RGB, 0 = a grey perturbation).
+        delta_e_weight: weight of the mean S-CIELAB Delta E (over the perturbable region) in the
+            objective (:func:`~faceshield.attacks.budget.delta_e_penalty`); 0 = off.
     """
 
     name = "attack"
     #: the optimiser settings this attack honours (keyword arguments of its constructor besides
     #: ``quantize``, ``start``, ``batch_invariant``); :func:`~faceshield.attacks.create_attack` refuses
     #: any other, so a setting is never swallowed.
-    settings: tuple[str, ...] = ("eps", "alpha", "steps", "budget", "smooth", "ssim_weight")
+    settings: tuple[str, ...] = ("eps", "alpha", "steps", "budget", "smooth", "ssim_weight", "chroma", "delta_e_weight")
 
     def __init__(
         self,
@@ -142,6 +146,8 @@ class Attack:
         batch_invariant: bool = True,
         smooth: float = 0.0,
         ssim_weight: float = 0.0,
+        chroma: float = 1.0,
+        delta_e_weight: float = 0.0,
     ) -> None:
         if not callable(loss):
             raise TypeError(f"loss: expected a callable loss(x_adv, x_clean) -> (B,), got {type(loss).__name__}")
@@ -161,6 +167,10 @@ class Attack:
         self.batch_invariant = bool(batch_invariant)
         self.smooth = check_smooth(smooth)
         self.ssim_weight = check_positive(ssim_weight, "ssim_weight", allow_zero=True)
+        if isinstance(chroma, bool) or not isinstance(chroma, (int, float)) or not 0 <= chroma <= 1:
+            raise ValueError(f"chroma: expected a fraction in [0, 1], got {chroma!r}")
+        self.chroma = float(chroma)
+        self.delta_e_weight = check_positive(delta_e_weight, "delta_e_weight", allow_zero=True)
         self.history: list[torch.Tensor] = []  # per-step mean loss of the last run, (B,) each
 
     # -- to override ---------------------------------------------------------------------------
@@ -184,14 +194,17 @@ class Attack:
         return self.loss(x_adv, x)
 
     def perturbation(self, delta: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-        """What the image receives for the optimiser's ``delta`` ``(B, 3, H, W)``: ``delta`` itself, or
-        with ``smooth`` its Gaussian blur clamped to ``[lo, hi]`` (the budget and the image range;
-        the clamp passes gradients straight through)."""
-        if not self.smooth:
-            return delta
-        k = 2 * math.ceil(3 * self.smooth) + 1
-        d = kornia.filters.gaussian_blur2d(delta, (k, k), (self.smooth, self.smooth), border_type="reflect")
-        return d + (torch.maximum(torch.minimum(d, hi), lo) - d).detach()
+        """What the image receives for the optimiser's ``delta`` ``(B, 3, H, W)``: ``delta`` itself, with
+        ``chroma < 1`` most of its colour moved into luminance, and with ``smooth`` its Gaussian blur
+        clamped to ``[lo, hi]`` (the budget and the image range; the clamp passes gradients straight
+        through). Both are convex combinations of ``delta``'s values, so the budget holds."""
+        d = limit_chroma(delta, self.chroma)
+        if self.smooth:
+            k = 2 * math.ceil(3 * self.smooth) + 1
+            d = kornia.filters.gaussian_blur2d(d, (k, k), (self.smooth, self.smooth), border_type="reflect")
+        if self.smooth or self.chroma < 1:
+            d = d + (torch.maximum(torch.minimum(d, hi), lo) - d).detach()
+        return d
 
     # -- the loop ------------------------------------------------------------------------------
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:
@@ -235,7 +248,7 @@ class Attack:
             with torch.enable_grad():
                 d = delta.clone().requires_grad_(True)
                 x_adv = x + self.perturbation(d, out_lo, out_hi)
-                if self.smooth:
+                if self.smooth or self.chroma < 1:
                     x_adv = clamp_unit(x_adv)  # the blur's float rounding may land a hair outside [0, 1]
                 if callable(observe):
                     observe(x_adv.detach())
@@ -243,6 +256,8 @@ class Attack:
                 if loss.ndim != 1 or loss.shape[0] != x.shape[0]:
                     raise ValueError(f"loss: expected a per-sample tensor of shape ({x.shape[0]},), got {tuple(loss.shape)}")
                 total = loss + self.ssim_weight * ssim_penalty(x_adv, x, mask) if self.ssim_weight else loss
+                if self.delta_e_weight:
+                    total = total + self.delta_e_weight * delta_e_penalty(x_adv, x, mask)
                 (grad,) = torch.autograd.grad(total.sum(), d)
             self.history.append(loss.detach())
             if mask is not None:
@@ -261,4 +276,5 @@ class Attack:
 
     def __repr__(self) -> str:
         extra = (f", smooth={self.smooth:g}" if self.smooth else "") + (f", ssim_weight={self.ssim_weight:g}" if self.ssim_weight else "")
+        extra += (f", chroma={self.chroma:g}" if self.chroma < 1 else "") + (f", delta_e_weight={self.delta_e_weight:g}" if self.delta_e_weight else "")
         return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r}{extra})"

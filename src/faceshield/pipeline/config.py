@@ -198,10 +198,18 @@ class ProtectConfig:
         perceptual: scale the budget pixel by pixel with local texture
             (:func:`~faceshield.attacks.budget.texture_budget`: flat skin gets a third of ``eps``,
             edges and hair the full ``eps``).
+        jnd: keep every pixel within its just-noticeable difference
+            (:func:`~faceshield.attacks.budget.jnd_budget`: luminance adaptation and texture masking;
+            flat mid-grey skin about 3 levels, edges and hair up to ``eps``).
+        chroma: fraction of the perturbation's colour kept, the rest moved into luminance (1 = plain
+            RGB; 0 = a grey perturbation). A grey image (R = G = B) always gets a grey perturbation.
         smooth: Gaussian sigma (pixels, 0..20) the perturbation is blurred with inside the attack (0 =
             off): see :mod:`faceshield.attacks.base`.
         ssim_weight: weight ``beta`` of ``1 - SSIM`` (over the protected region) added to the
             attack's loss (0 = off).
+        delta_e_weight: weight of the mean S-CIELAB Delta E (over the protected region; about 1 at a
+            just-noticeable colour difference) added to the attack's loss (0 = off;
+            :func:`~faceshield.attacks.budget.delta_e_penalty`).
         push: heat-map targets only: weight of the push term added to Eq. 1 (0 = off, the paper's
             loss; :func:`~faceshield.attacks.losses.heatmap_push`).
         redetect: every ``redetect`` steps, run each target's own detector on the current protected
@@ -230,8 +238,11 @@ class ProtectConfig:
     eot: tuple[str, ...] = _field((), "specs")
     eot_samples: int = _field(2, "int", low=1, high=1000)
     perceptual: bool = _field(False, "bool")
+    jnd: bool = _field(False, "bool")
+    chroma: float = _field(1.0, "float", low=0, high=1, unit=" (the fraction of the perturbation's colour kept; 0 = grey)")
     smooth: float = _field(0.0, "float", low=0, high=20, unit=" pixels (a Gaussian sigma; 0 = off)")
     ssim_weight: float = _field(0.0, "float", low=0)
+    delta_e_weight: float = _field(0.0, "float", low=0)
     push: float = _field(0.0, "float", low=0)
     redetect: int = _field(0, "int", low=0)
     nme_cap: float = _field(0.0, "float", low=0)

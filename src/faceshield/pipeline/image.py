@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from faceshield.attacks import EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, texture_budget
+from faceshield.attacks import EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, jnd_budget, texture_budget
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8
@@ -47,6 +47,11 @@ def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config:
     if extractor.kind is ExtractorKind.HEATMAP:
         return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
     return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, **kw)
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether an ``(H, W, 3)`` image is grey: R = G = B at every pixel."""
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def _work_region(shape: tuple[int, int], boxes: Sequence[np.ndarray], margin: float = 1.0, align: int = 1) -> tuple[int, int, int, int]:
@@ -113,7 +118,13 @@ def protect_array(
     if config.perceptual:
         w = texture_budget(sub)
         mask = w if mask is None else mask * w
-    attack = create_attack(config.method, loss, **config.attack_kwargs())
+    if config.jnd:
+        w = jnd_budget(sub, config.eps)
+        mask = w if mask is None else mask * w
+    kwargs = config.attack_kwargs()
+    if is_grey(rgb):
+        kwargs["chroma"] = 0.0  # a grey photo gets a grey perturbation and stays grey (R = G = B)
+    attack = create_attack(config.method, loss, **kwargs)
     adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
