@@ -188,6 +188,9 @@ def protect(
     eot: Annotated[Optional[str], typer.Option(help="Robustness to re-compression: average the loss over random differentiable transforms, 'default' (JPEG q40-90, resize, blur) or comma-separated specs like 'diffjpeg:q=40..90,blur:0.3..1.2'. About 2-3x slower.")] = None,
     eot_samples: Annotated[Optional[int], typer.Option(help="Transforms sampled per step with --eot. [default: 2]")] = None,
     perceptual: Annotated[Optional[bool], typer.Option("--perceptual/--no-perceptual", help="Follow texture: flat skin gets a third of --eps, edges and hair all of it (pair with more --steps). [default: off, or the preset's]")] = None,
+    jnd: Annotated[Optional[bool], typer.Option("--jnd/--no-jnd", help="Keep every pixel within its just-noticeable difference (luminance adaptation and texture masking: flat skin about 3 levels, edges and hair up to --eps): far less visible, weaker. [default: off, or the preset's]")] = None,
+    chroma: Annotated[Optional[float], typer.Option(help="Share of the perturbation's colour kept, 0..1; the rest goes into luminance (no colour blotches). A grey photo always gets a grey perturbation. [default: 1, or the preset's]")] = None,
+    delta_e_weight: Annotated[Optional[float], typer.Option(help="Add this weight times the mean S-CIELAB colour difference (Delta E, about 1 at a just-noticeable difference) of the face region to the attack's loss (0 = off). [default: 0, or the preset's]")] = None,
     smooth: Annotated[Optional[float], typer.Option(help="Blur the perturbation with a Gaussian of this sigma in pixels (0..20) inside the attack (0 = off): far higher SSIM for the same --eps and better survival of JPEG; pair with more --steps and --alpha 2. [default: 0, or the preset's]")] = None,
     ssim_weight: Annotated[Optional[float], typer.Option(help="Add this weight times (1 - SSIM of the face region) to the attack's loss (0 = off): the attack then spends its budget where it costs the least visible change. [default: 0, or the preset's]")] = None,
     push: Annotated[Optional[float], typer.Option(help="Heat-map targets (fan, hrnet) only: keep pushing each landmark's heat-map away from where it was after the paper's loss has bottomed out (0 = off; 0.5 in --preset quality): much more NME at the same SSIM. [default: 0, or the preset's]")] = None,
@@ -209,7 +212,8 @@ def protect(
     (exit code 1 if any item failed)."""
     try:
         config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
-                         mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jitter_mode=jitter_mode, smooth=smooth,
+                         mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jnd=jnd, chroma=chroma, delta_e_weight=delta_e_weight,
+                         jitter_mode=jitter_mode, smooth=smooth,
                          ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)

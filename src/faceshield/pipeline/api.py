@@ -258,7 +258,8 @@ def evaluate(
     (default: all available) runs its own full pipeline on both files. With ``swap``, both files
     also go through the face swap aligned by ``aligner`` (model: ``swap_model`` or the shipped one)
     and ``Evaluation.swap`` holds SSIM_W and the plausibility filter's verdict; ``sheet`` writes the
-    before/after PNG there.
+    before/after PNG there: the swap sheet, then the first face at 100 % and 200 % with the
+    difference amplified (:func:`~faceshield.pipeline.swap.face_crops_sheet`).
     """
     a = read_image(clean, max_pixels=max_pixels).rgb
     b = read_image(protected, max_pixels=max_pixels).rgb
@@ -267,10 +268,11 @@ def evaluate(
     ev = evaluate_pair(a, b, exts, boxes)
     if swap or sheet is not None:
         from faceshield.deepfake import FaceSwapper, load_swap_model
-        from faceshield.pipeline.swap import before_after_sheet, evaluate_swap
+        from faceshield.pipeline.swap import before_after_sheet, evaluate_swap, face_crops_sheet, stack_images
 
         swapper = FaceSwapper(load_swap_model(swap_model), extractor=aligner)
         ev.swap, sc, sp = evaluate_swap(a, b, swapper)
         if sheet is not None:
-            write_image_atomic(Path(sheet), before_after_sheet(a, b, sc, sp, ev.swap), overwrite=True)
+            parts = [before_after_sheet(a, b, sc, sp, ev.swap)] + [face_crops_sheet(a, b, box, ev.visibility) for box in boxes[:1]]
+            write_image_atomic(Path(sheet), stack_images(parts), overwrite=True)
     return ev

@@ -137,3 +137,41 @@ def before_after_sheet(clean: np.ndarray, protected: np.ndarray, sc: SwapResult,
     top = np.concatenate(cells[:2], 1)
     bottom = np.concatenate(cells[2:], 1)
     return np.concatenate([top, bottom], 0)
+
+
+def face_crops_sheet(clean: np.ndarray, protected: np.ndarray, box: np.ndarray, visibility: dict | None = None, amplify: int = 8) -> np.ndarray:
+    """What the numbers mean, at 100 % and 200 %: the face (its box x 1.2) of the clean and the
+    protected image at 100 %, their difference amplified ``amplify`` x around mid-grey, and the centre
+    of both faces at 200 % (nearest neighbour: every pixel shows as 2 x 2). ``(H', W', 3)`` uint8 RGB.
+
+    Args:
+        clean, protected: ``(H, W, 3)`` uint8 RGB.
+        box: ``(x0, y0, x1, y1)`` of the face in pixels.
+        visibility: optional :func:`~faceshield.metrics.perceptual.visibility` values for the caption.
+    """
+    from faceshield.metrics.perceptual import face_crops
+
+    crops = face_crops(clean.shape[:2], [box])
+    x0, y0, x1, y1 = crops[0] if crops else (0, 0, clean.shape[1], clean.shape[0])
+    a, b = clean[y0:y1, x0:x1], protected[y0:y1, x0:x1]
+    diff = np.clip(128 + amplify * (b.astype(np.int16) - a.astype(np.int16)), 0, 255).astype(np.uint8)
+    h, w = a.shape[:2]
+    cy, cx, hh, hw = h // 2, w // 2, max(1, h // 4), max(1, w // 4)
+    zoom = lambda x: np.repeat(np.repeat(x[cy - hh:cy + hh, cx - hw:cx + hw], 2, 0), 2, 1)  # noqa: E731
+    v = visibility or {}
+    vis = "  ".join(f"{k} {v[k]:.2f}" for k in ("ssimulacra2_face", "flip_face", "butteraugli_face") if v.get(k) is not None)
+    row1 = [_caption(a, "clean 100%"), _caption(b, "protected 100%"), _caption(diff, f"difference x{amplify}")]
+    row2 = [_caption(zoom(a), "clean 200%"), _caption(zoom(b), "protected 200%")]
+    sheet = stack_images([np.concatenate(_same_height(row1), 1), np.concatenate(_same_height(row2), 1)])
+    return stack_images([_caption(np.full((0, sheet.shape[1], 3), 255, np.uint8), "face: " + vis), sheet]) if vis else sheet
+
+
+def _same_height(imgs: list[np.ndarray]) -> list[np.ndarray]:
+    h = max(i.shape[0] for i in imgs)
+    return [np.pad(i, ((0, h - i.shape[0]), (0, 0), (0, 0)), constant_values=255) for i in imgs]
+
+
+def stack_images(imgs: list[np.ndarray]) -> np.ndarray:
+    """Stack vertically, padding each to the widest with white."""
+    w = max(i.shape[1] for i in imgs)
+    return np.concatenate([np.pad(i, ((0, 0), (0, w - i.shape[1]), (0, 0)), constant_values=255) for i in imgs], 0)
