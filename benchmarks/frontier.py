@@ -63,7 +63,7 @@ def main() -> None:
     ax.set_ylabel("faces protected on the row's target")
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(out / "frontier.png", dpi=120)
     print((out / "frontier.md").read_text())

@@ -113,9 +113,9 @@ def _draw_points(img: np.ndarray, res: SwapResult, colour=(0, 255, 0)) -> np.nda
     return out
 
 
-def _caption(img: np.ndarray, text: str) -> np.ndarray:
-    bar = np.full((28, img.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+def _caption(img: np.ndarray, text: str, scale: float = 0.5) -> np.ndarray:
+    bar = np.full((round(56 * scale), img.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (4, round(40 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([bar, img], 0)
 
 
@@ -159,11 +159,12 @@ def face_crops_sheet(clean: np.ndarray, protected: np.ndarray, box: np.ndarray, 
     cy, cx, hh, hw = h // 2, w // 2, max(1, h // 4), max(1, w // 4)
     zoom = lambda x: np.repeat(np.repeat(x[cy - hh:cy + hh, cx - hw:cx + hw], 2, 0), 2, 1)  # noqa: E731
     v = visibility or {}
-    vis = "  ".join(f"{k} {v[k]:.2f}" for k in ("ssimulacra2_face", "flip_face", "butteraugli_face") if v.get(k) is not None)
-    row1 = [_caption(a, "clean 100%"), _caption(b, "protected 100%"), _caption(diff, f"difference x{amplify}")]
-    row2 = [_caption(zoom(a), "clean 200%"), _caption(zoom(b), "protected 200%")]
+    labels = {"ssimulacra2_face": "SSIMULACRA2 %.1f", "flip_face": "FLIP %.3f", "butteraugli_face": "Butteraugli %.2f"}
+    vis = ", ".join(f % v[k] for k, f in labels.items() if v.get(k) is not None)
+    row1 = [_caption(a, "clean 100%", 0.4), _caption(b, "protected 100%", 0.4), _caption(diff, f"difference x{amplify}", 0.4)]
+    row2 = [_caption(zoom(a), "clean 200%", 0.4), _caption(zoom(b), "protected 200%", 0.4)]
     sheet = stack_images([np.concatenate(_same_height(row1), 1), np.concatenate(_same_height(row2), 1)])
-    return stack_images([_caption(np.full((0, sheet.shape[1], 3), 255, np.uint8), "face: " + vis), sheet]) if vis else sheet
+    return stack_images([_caption(np.full((0, sheet.shape[1], 3), 255, np.uint8), "face: " + vis, 0.4), sheet]) if vis else sheet
 
 
 def _same_height(imgs: list[np.ndarray]) -> list[np.ndarray]:
