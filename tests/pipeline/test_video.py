@@ -66,6 +66,9 @@ def test_h264_output_changed_on_the_face(tmp_path, clip, clean, mtcnn):
     assert a.ssim_i < 1 and a.ssim_i_min <= a.ssim_i
     assert a.faces_lost["mtcnn"] == 10 or a.nme["mtcnn"] > 0.01
     assert s.to_dict()["after_codec"]["nme"] == a.nme
+    v = a.visibility  # one frame of ten measured (every 25th)
+    assert a.visibility_frames == 1 and v["ssimulacra2_face"] < 100 and v["flip_face_worst"] >= v["flip_face"] > 0
+    assert s.to_dict()["after_codec"]["visibility"] == v
 
 
 def test_measure_video_of_a_file_against_itself_is_perfect(clip, mtcnn):

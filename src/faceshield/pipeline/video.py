@@ -179,6 +179,9 @@ class VideoMeasurement:
         faces: per extractor, faces found on the original frames; ``faces_lost`` how many of them it
             no longer finds on the protected frames (a protection success, not in ``nme``).
         normaliser: per extractor, the NME normaliser.
+        visibility: :func:`~faceshield.metrics.perceptual.visibility` on every ``visibility_every``-th
+            compared frame (the face = the first extractor's boxes on the original frame): the mean
+            of each measure, and ``*_worst`` the worst frame's; ``visibility_frames`` how many.
     """
 
     frames: int
@@ -188,12 +191,17 @@ class VideoMeasurement:
     faces: dict[str, int]
     faces_lost: dict[str, int]
     normaliser: dict[str, str]
+    visibility: dict[str, float | None] = field(default_factory=dict)
+    visibility_frames: int = 0
 
 
-def measure_video(original: str | os.PathLike[str], protected: str | os.PathLike[str], extractors: Mapping[str, LandmarkExtractor], *, every: int = 1) -> VideoMeasurement:
+def measure_video(original: str | os.PathLike[str], protected: str | os.PathLike[str], extractors: Mapping[str, LandmarkExtractor], *, every: int = 1,
+                  visibility_every: int = 25) -> VideoMeasurement:
     """Decode both videos in step and compare every ``every``-th frame pair: SSIM_I and, for each
     extractor, the NME of its full pipeline (detector included) on the decoded protected frame
-    against the original frame (:func:`~faceshield.pipeline.evaluate.evaluate_extractor`).
+    against the original frame (:func:`~faceshield.pipeline.evaluate.evaluate_extractor`); and on
+    every ``visibility_every``-th compared pair (one a second at 25 fps; 0 = never) the visibility
+    measures (about 2 s a frame).
 
     Raises:
         VideoReadError: either file is unreadable.
@@ -201,7 +209,10 @@ def measure_video(original: str | os.PathLike[str], protected: str | os.PathLike
     """
     if every < 1:
         raise ValueError(f"every: expected a positive integer, got {every}")
+    from faceshield.metrics.perceptual import visibility
+
     a, b = read_video(original), read_video(protected)
+    vis: list[dict] = []
     ssims: list[float] = []
     errs: dict[str, list[float]] = {n: [] for n in extractors}
     found = dict.fromkeys(extractors, 0)
@@ -209,6 +220,9 @@ def measure_video(original: str | os.PathLike[str], protected: str | os.PathLike
     for i, (clean, prot) in enumerate(zip(a.frames, b.frames)):
         if i % every:
             continue
+        if visibility_every and len(ssims) % visibility_every == 0:
+            boxes = [f.box for f in next(iter(extractors.values())).detect(clean)] if extractors else []
+            vis.append(visibility(clean, prot, boxes))
         ssims.append(ssim(clean, prot))
         for n, ext in extractors.items():
             r = evaluate_extractor(ext, clean, prot)
@@ -221,7 +235,21 @@ def measure_video(original: str | os.PathLike[str], protected: str | os.PathLike
         frames=len(ssims), ssim_i=float(np.mean(ssims)), ssim_i_min=float(np.min(ssims)),
         nme={n: float(np.mean(v)) if v else None for n, v in errs.items()}, faces=found, faces_lost=lost,
         normaliser={n: e.scheme.normaliser_name for n, e in extractors.items()},
+        visibility=_summarise(vis), visibility_frames=len(vis),
     )
+
+
+def _summarise(vis: list[dict]) -> dict[str, float | None]:
+    """Mean and worst frame of each visibility value (SSIMULACRA 2: the lowest; the others the highest)."""
+    from faceshield.metrics.perceptual import HIGHER_IS_BETTER
+
+    out: dict[str, float | None] = {}
+    for k in (vis[0] if vis else {}):
+        v = [d[k] for d in vis if d[k] is not None]
+        out[k] = float(np.mean(v)) if v else None
+        worst = min if HIGHER_IS_BETTER[k.removesuffix("_face")] else max
+        out[f"{k}_worst"] = float(worst(v)) if v else None
+    return out
 
 
 def protect_video(
