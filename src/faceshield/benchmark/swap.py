@@ -20,7 +20,7 @@ from faceshield.benchmark.sources import BenchImage
 from faceshield.core.errors import WeightsNotFoundError
 
 INTRO = " ".join(__doc__.split("\n\n")[1].split())
-COLUMNS = ["perturbation", "made_on", "aligner", "ssim_i", "ssim_w", "nme", "fail_rate", "failed", "faces", "skipped"]
+COLUMNS = ["perturbation", "made_on", "aligner", "ssim_i", "ssimulacra2_face", "ssim_w", "nme", "fail_rate", "failed", "faces", "skipped"]
 
 
 def _mean(v) -> float | None:
@@ -29,6 +29,7 @@ def _mean(v) -> float | None:
 
 def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[BenchImage], notes: list[str]) -> TableResult:
     from faceshield.deepfake import FaceSwapper, load_swap_model
+    from faceshield.metrics.perceptual import ssimulacra2_face
     from faceshield.pipeline.swap import evaluate_swap
 
     sources, rows = opts["sources"], opts["rows"]
@@ -55,8 +56,9 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
         for row in rows:
             pc = row.protect_config(cfg.attack, src, cfg.seed)
             for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
+                s2 = None if p is None else ssimulacra2_face(img.rgb, p.rgb, p.face_boxes)
                 for a, sw in swappers.items():
-                    c = cells.setdefault((row.label, source_name(src), a), {"ssim_i": [], "ssim_w": [], "nme": [], "failed": 0, "faces": 0, "skipped": 0})
+                    c = cells.setdefault((row.label, source_name(src), a), {"ssim_i": [], "s2": [], "ssim_w": [], "nme": [], "failed": 0, "faces": 0, "skipped": 0})
                     if p is None:
                         c["skipped"] += 1
                         continue
@@ -66,12 +68,15 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
                         continue
                     c["faces"] += 1
                     c["ssim_i"].append(ev.ssim_i)
+                    if s2 is not None:
+                        c["s2"].append(s2)
                     c["ssim_w"].append(ev.ssim_w)
                     c["failed"] += ev.failed
                     if ev.nme is not None:
                         c["nme"].append(ev.nme)
                     per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
-    records = [{"perturbation": lab, "made_on": src, "aligner": a, "ssim_i": _mean(c["ssim_i"]), "ssim_w": _mean(c["ssim_w"]), "nme": _mean(c["nme"]),
+    records = [{"perturbation": lab, "made_on": src, "aligner": a, "ssim_i": _mean(c["ssim_i"]), "ssimulacra2_face": _mean(c["s2"]),
+                "ssim_w": _mean(c["ssim_w"]), "nme": _mean(c["nme"]),
                 "fail_rate": round(c["failed"] / c["faces"], 5) if c["faces"] else None, "failed": c["failed"], "faces": c["faces"], "skipped": c["skipped"]}
                for (lab, src, a), c in cells.items()]
     aligners = list(swappers)
@@ -81,10 +86,11 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
     for lab, src in pairs:
         rs = [by.get((lab, src, a)) for a in aligners]
         ssim_i = next((x["ssim_i"] for x in rs if x and x["ssim_i"] is not None), None)
-        t1.append([lab, src, *("-" if x is None else f"{fmt(x['ssim_w'])} / {fmt(x['fail_rate'])}" for x in rs), ssim_i])
+        s2 = next((x["ssimulacra2_face"] for x in rs if x and x["ssimulacra2_face"] is not None), None)
+        t1.append([lab, src, *("-" if x is None else f"{fmt(x['ssim_w'])} / {fmt(x['fail_rate'])}" for x in rs), ssim_i, fmt(s2, 1)])
     t2 = [[lab, src, *(fmt((by.get((lab, src, a)) or {}).get("nme")) for a in aligners)] for lab, src in pairs]
     body = "\n".join([
-        md_table(["perturbation", "made on", *(f"SSIM_W / fail ({a})" for a in aligners), "SSIM_I"], t1), "",
+        md_table(["perturbation", "made on", *(f"SSIM_W / fail ({a})" for a in aligners), "SSIM_I", "SSIMULACRA2 face"], t1), "",
         "NME of the aligner (fraction of its normaliser) per cell:", "",
         md_table(["perturbation", "made on", *aligners], t2),
     ])

@@ -127,6 +127,11 @@ def face_crops(shape: tuple[int, int], boxes: Sequence[np.ndarray], scale: float
     return out
 
 
+def ssimulacra2_face(a: np.ndarray, b: np.ndarray, face_boxes: Sequence[np.ndarray]) -> float | None:
+    """SSIMULACRA 2 of the worst face (box x 1.2 grown to :data:`SSIMULACRA2_MIN_SIDE`); None without a face."""
+    return visibility(a, b, face_boxes, measures=["ssimulacra2"])["ssimulacra2_face"] if len(face_boxes) else None
+
+
 def visibility(a: np.ndarray, b: np.ndarray, face_boxes: Sequence[np.ndarray] = (), measures: Sequence[str] | None = None) -> dict[str, float | None]:
     """Every visibility measure on the whole image and on the face region.
 
