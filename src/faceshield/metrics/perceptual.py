@@ -11,7 +11,7 @@ patterns at 100 % zoom). These are:
   desktop monitor at 0.7 m). 0 = identical, 1 = as different as black and white.
 * :func:`butteraugli` - Google's Butteraugli distance through the ``butteraugli`` program (Debian's
   ``butteraugli`` package, the 2017 release); None when the program is not installed. Below 1 no
-  visible difference, above 3 clearly visible (this release reads higher than libjxl's newer one).
+  visible difference, above 3 clearly visible.
 
 All take ``(H, W, 3)`` uint8 RGB arrays, what is saved on disk. :func:`visibility` measures a
 clean / protected pair on the whole image and on its face region (each face box enlarged by
