@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from faceshield.core.errors import FaceshieldError
+from faceshield.models import list_extractors
 from faceshield.pipeline import PRESETS, ProtectConfig
 from faceshield.pipeline.config import TARGET_SETTINGS, unused_setting
 
@@ -138,24 +139,14 @@ def _list(v: Any, where: str, *, allow_empty: bool = False) -> list:
 
 
 def _extractor(name: Any, where: str, *, white_box: bool = False) -> str:
-    from faceshield.core.types import ExtractorKind
-    from faceshield.models import extractor_info, list_extractors
-
     name = _string(name, where)
     known = list_extractors()
     if name not in known:
         raise _fail(where, f"unknown extractor {name!r}; expected one of {', '.join(known)}")
-    if white_box and extractor_info(name).kind is ExtractorKind.BLACKBOX:
+    if white_box and name not in list_extractors(white_box=True):
         raise _fail(where, f"{name!r} is a black-box extractor: it cannot be attacked, only evaluated (list it under extractors); white-box ones: "
-                    + ", ".join(n for n in known if extractor_info(n).kind is not ExtractorKind.BLACKBOX))
+                    + ", ".join(list_extractors(white_box=True)))
     return name
-
-
-def _white_box() -> list[str]:
-    from faceshield.core.types import ExtractorKind
-    from faceshield.models import extractor_info, list_extractors
-
-    return [n for n in list_extractors() if extractor_info(n).kind is not ExtractorKind.BLACKBOX]
 
 
 def _method(name: Any, where: str) -> str:
@@ -521,7 +512,7 @@ def parse_config(data: Any, *, path: Path | None = None, text: str | None = None
         cfg.tables = {n: _table(n, v, f"tables.{n}") for n, v in tables.items()}
         # build every ProtectConfig once so that bad combinations (a setting the method does not use) fail now, not an hour in
         for n, opts in cfg.tables.items():
-            sources = opts.get("sources") or [(t,) for t in _white_box()]
+            sources = opts.get("sources") or [(t,) for t in list_extractors(white_box=True)]
             for i, r in enumerate(opts.get("rows", [])):
                 for k in TARGET_SETTINGS:
                     if r.overrides.get(k) and all(unused_setting(k, targets=src) for src in sources):

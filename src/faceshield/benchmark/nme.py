@@ -15,8 +15,7 @@ from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, VISIBILITY_H
 from faceshield.benchmark.report import TableResult, count, fmt, md_table
 from faceshield.benchmark.sources import BenchImage
 from faceshield.core.errors import WeightsNotFoundError
-from faceshield.core.types import ExtractorKind
-from faceshield.models import extractor_info, list_extractors
+from faceshield.models import list_extractors
 from faceshield.pipeline import evaluate_pair
 
 TITLES = {
@@ -29,9 +28,7 @@ TITLES = {
 def white_box_sources(ctx: BenchContext, notes: list[str]) -> list[tuple[str, ...]]:
     """Every registered white-box extractor whose weights load, as single-extractor sources."""
     out = []
-    for n in list_extractors():
-        if extractor_info(n).kind is ExtractorKind.BLACKBOX:
-            continue
+    for n in list_extractors(white_box=True):
         try:
             ctx.extractor(n)
             out.append((n,))

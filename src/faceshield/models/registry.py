@@ -11,6 +11,7 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from faceshield.core.types import ExtractorKind
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
 
 
@@ -41,10 +42,11 @@ def _load_builtin() -> None:
     from faceshield.models import dlib68, facemesh, fan, hrnet, mtcnn  # noqa: F401
 
 
-def list_extractors(pattern: str = "*") -> list[str]:
-    """Names of registered extractors matching a glob ``pattern``."""
+def list_extractors(pattern: str = "*", *, white_box: bool = False) -> list[str]:
+    """Names of registered extractors matching a glob ``pattern`` (``white_box``: only those an
+    attack can differentiate, i.e. not black-box)."""
     _load_builtin()
-    return sorted(n for n in _EXTRACTORS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n, e in _EXTRACTORS.items() if fnmatch.fnmatch(n, pattern) and not (white_box and e.info.kind is ExtractorKind.BLACKBOX))
 
 
 def extractor_info(name: str) -> ExtractorInfo:
