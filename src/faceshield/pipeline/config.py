@@ -133,13 +133,11 @@ class Setting:
 
 
 def _check_targets(names: tuple[str, ...], where: str) -> tuple[str, ...]:
-    from faceshield.core.types import ExtractorKind
-    from faceshield.models import extractor_info, list_extractors
+    from faceshield.models import list_extractors
 
     if not names:
         raise ValueError(f"{where}: expected at least one white-box extractor, got none")
-    known = list_extractors()
-    white = [n for n in known if extractor_info(n).kind is not ExtractorKind.BLACKBOX]
+    known, white = list_extractors(), list_extractors(white_box=True)
     for n in names:
         if n not in known:
             raise ValueError(f"{where}: unknown extractor {n!r}; expected white-box ones among {', '.join(white)}")
@@ -253,7 +251,7 @@ class ProtectConfig:
         for f in fields(self):
             why = self.unused(f.name)
             if why and getattr(self, f.name) != f.default:
-                raise ValueError(f"{f.name}: {why}; leave it at its default ({_num(_user(f, f.default))}{' levels' if _levels(f) else ''})")
+                raise _refusal(f, f.name, why)
 
     # -- what means something -----------------------------------------------------------------
     def unused(self, name: str) -> str | None:
@@ -268,7 +266,7 @@ class ProtectConfig:
         ``quality``'s ``push`` on MTCNN alone); an override that means nothing is refused."""
         if name not in PRESETS:
             raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {name!r}")
-        return cls._merge(dict(PRESETS[name]), overrides)
+        return cls._merge(PRESETS[name], overrides)
 
     @classmethod
     def from_user(cls, given: Mapping[str, Any], *, preset: str | None = None, base: Mapping[str, Any] | None = None,
@@ -298,22 +296,20 @@ class ProtectConfig:
                 out[k] = v / LEVELS if _levels(known[k]) else v
             return out
 
-        offered = {**to_unit(base or {}), **(PRESETS[preset] if preset else {})}
-        explicit = to_unit(given)
-        probe = {k: explicit.get(k, offered.get(k, known[k].default)) for k in ("method", "targets", "eot", "mask")}
-        for k, v in explicit.items():
-            why = _unused(k, probe["method"], probe["targets"], _expand(probe["eot"]), probe["mask"])
-            if why and v != known[k].default:
-                raise ValueError(f"{name(k)}: {why}")
-        return cls._merge(offered, explicit)
+        return cls._merge({**to_unit(base or {}), **(PRESETS[preset] if preset else {})}, to_unit(given), name)
 
     @classmethod
-    def _merge(cls, offered: dict, explicit: Mapping[str, Any]) -> "ProtectConfig":
+    def _merge(cls, offered: Mapping[str, Any], explicit: Mapping[str, Any], name: Callable[[str], str] = str) -> "ProtectConfig":
+        """``explicit`` over ``offered`` ([0, 1] units): an offered value that means nothing for the
+        merged method, targets, EOT and mask is dropped; an explicit one is refused, named ``name(key)``."""
+        known = {f.name: f for f in fields(cls)}
         merged = {**offered, **explicit}
-        d = {f.name: f.default for f in fields(cls)}
-        probe = {k: merged.get(k, d[k]) for k in ("method", "targets", "eot", "mask")}
-        drop = [k for k in offered if k not in explicit and _unused(k, probe["method"], tuple(probe["targets"]), _expand(probe["eot"]), probe["mask"])]
-        return cls(**{k: v for k, v in merged.items() if k not in drop})
+        method, targets, eot, mask = (merged.get(k, known[k].default) for k in ("method", "targets", "eot", "mask"))
+        why = {k: _unused(k, method, tuple(targets), _expand(eot), mask) for k in merged}
+        for k, v in explicit.items():
+            if why[k] and v != known[k].default:
+                raise _refusal(known[k], name(k), why[k])
+        return cls(**{k: v for k, v in merged.items() if k in explicit or not why[k]})
 
     @classmethod
     def check_user(cls, key: str, value: Any, where: str) -> Any:
@@ -351,6 +347,11 @@ class ProtectConfig:
 
         names = {f.name for f in fields(self)}
         return {k: getattr(self, k) for k in attack_settings(self.method) if k in names}
+
+
+def _refusal(f, where: str, why: str) -> ValueError:
+    """The error for a non-default value of a setting that means nothing here (``why``)."""
+    return ValueError(f"{where}: {why}; leave it at its default ({_num(_user(f, f.default))}{' levels' if _levels(f) else ''})")
 
 
 def _levels(f) -> bool:
