@@ -29,7 +29,7 @@ def _mean(v) -> float | None:
 
 def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[BenchImage], notes: list[str]) -> TableResult:
     from faceshield.deepfake import FaceSwapper, load_swap_model
-    from faceshield.metrics.perceptual import ssimulacra2_face
+    from faceshield.metrics.perceptual import face_value
     from faceshield.pipeline.swap import evaluate_swap
 
     sources, rows = opts["sources"], opts["rows"]
@@ -56,7 +56,7 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
         for row in rows:
             pc = row.protect_config(cfg.attack, src, cfg.seed)
             for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
-                s2 = None if p is None else ssimulacra2_face(img.rgb, p.rgb, p.face_boxes)
+                s2 = None if p is None else face_value("ssimulacra2", img.rgb, p.rgb, p.face_boxes)
                 for a, sw in swappers.items():
                     c = cells.setdefault((row.label, source_name(src), a), {"ssim_i": [], "s2": [], "ssim_w": [], "nme": [], "failed": 0, "faces": 0, "skipped": 0})
                     if p is None:

@@ -127,9 +127,15 @@ def face_crops(shape: tuple[int, int], boxes: Sequence[np.ndarray], scale: float
     return out
 
 
-def ssimulacra2_face(a: np.ndarray, b: np.ndarray, face_boxes: Sequence[np.ndarray]) -> float | None:
-    """SSIMULACRA 2 of the worst face (box x 1.2 grown to :data:`SSIMULACRA2_MIN_SIDE`); None without a face."""
-    return visibility(a, b, face_boxes, measures=["ssimulacra2"])["ssimulacra2_face"] if len(face_boxes) else None
+def face_value(name: str, a: np.ndarray, b: np.ndarray, face_boxes: Sequence[np.ndarray]) -> float | None:
+    """Measure ``name`` of :data:`MEASURES` on the worst face (box x :data:`FACE_SCALE`; for
+    SSIMULACRA 2 grown to :data:`SSIMULACRA2_MIN_SIDE`); None without a face box of 8 px or more,
+    or without the measure's program."""
+    crops = face_crops(a.shape[:2], face_boxes, min_side=SSIMULACRA2_MIN_SIDE if name == "ssimulacra2" else 8)
+    vals = [MEASURES[name](a[y0:y1, x0:x1], b[y0:y1, x0:x1]) for x0, y0, x1, y1 in crops]
+    if not vals or None in vals:
+        return None
+    return min(vals) if HIGHER_IS_BETTER[name] else max(vals)
 
 
 def visibility(a: np.ndarray, b: np.ndarray, face_boxes: Sequence[np.ndarray] = (), measures: Sequence[str] | None = None) -> dict[str, float | None]:
@@ -150,12 +156,6 @@ def visibility(a: np.ndarray, b: np.ndarray, face_boxes: Sequence[np.ndarray] = 
     names = list(MEASURES) if measures is None else list(measures)
     out: dict[str, float | None] = {}
     for n in names:
-        fn = MEASURES[n]
-        crops = face_crops(a.shape[:2], face_boxes, min_side=SSIMULACRA2_MIN_SIDE if n == "ssimulacra2" else 8)
-        out[n] = fn(a, b)
-        if out[n] is None or not crops:
-            out[f"{n}_face"] = None
-            continue
-        vals = [fn(a[y0:y1, x0:x1], b[y0:y1, x0:x1]) for x0, y0, x1, y1 in crops]
-        out[f"{n}_face"] = min(vals) if HIGHER_IS_BETTER[n] else max(vals)
+        out[n] = MEASURES[n](a, b)
+        out[f"{n}_face"] = None if out[n] is None else face_value(n, a, b, face_boxes)
     return out
