@@ -98,7 +98,7 @@ def test_bad_options_are_reported(tmp_path, inputs):
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--mask", "everywhere")
     assert res.exit_code == 2 and "mask: expected one of" in res.output
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--targets", "nonesuch")
-    assert res.exit_code == 2 and "unknown extractor 'nonesuch'" in res.output
+    assert res.exit_code == 2 and "unknown target 'nonesuch'" in res.output
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "o", "--smooth", "-1")
     assert res.exit_code == 2 and "--smooth: expected 0..20 pixels" in res.output
     assert not (tmp_path / "o").exists()

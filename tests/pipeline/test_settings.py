@@ -12,8 +12,8 @@ from faceshield.pipeline.config import unused_setting
 
 @pytest.mark.parametrize("field, value, message", [
     ("method", "lbb", "method: expected one of base1, base2, lb"),
-    ("targets", (), "targets: expected at least one white-box extractor"),
-    ("targets", ("nonesuch",), "unknown extractor 'nonesuch'"),
+    ("targets", (), "targets: expected at least one target"),
+    ("targets", ("nonesuch",), "unknown target 'nonesuch'"),
     ("targets", ("mtcnn", "mtcnn"), "appears twice"),
     ("eps", -3 / 255, "eps: expected 1/255..1 ([0, 1] units"),
     ("eps", 0.5 / 255, "eps: expected 1/255..1"),

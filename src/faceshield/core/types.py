@@ -14,6 +14,21 @@ class ExtractorKind(str, Enum):
     REGRESSION = "regression"  # differentiable, regresses coordinates directly
     BLACKBOX = "black-box"  # not differentiable: evaluation and transfer target only
 
+    @property
+    def family(self) -> str:
+        return "landmark"
+
+
+class TargetKind(str, Enum):
+    """Targets that are not landmark extractors (those are :class:`ExtractorKind`)."""
+
+    MANIPULATOR = "manipulator"  # a face editor G(x, c): attacked by disrupting its output (Ruiz et al.)
+    DETECTOR = "detector"  # a DeepFake detector: scores faces real / fake
+
+    @property
+    def family(self) -> str:
+        return self.value
+
 
 @dataclass(frozen=True)
 class PointScheme:

@@ -34,6 +34,20 @@ class ExtractorInfo:
     #: perturbation made on that one is white-box here too, not transfer.
     same_network_as: str | None = None
 
+    @property
+    def family(self) -> str:
+        return "landmark"
+
+    @property
+    def inputs(self) -> str:
+        return f"a whole photo (its own face detector); {self.scheme.n_points} points ({self.scheme.name})"
+
+    def to_dict(self) -> dict:
+        """What ``faceshield models --json`` prints for it."""
+        return {"name": self.name, "family": "landmark", "kind": self.kind.value, "inputs": self.inputs, "weights": self.weights,
+                "description": self.description, "points": self.scheme.n_points, "scheme": self.scheme.name,
+                "normaliser": self.scheme.normaliser_name, "same_network_as": self.same_network_as}
+
 
 class LandmarkExtractor(ABC):
     """Base class of landmark extractors.

@@ -122,30 +122,55 @@ class Setting:
                 raise fail(f"one of {', '.join(choices)}")
             return value.strip().lower()
         items = (value,) if isinstance(value, str) else value
+        if self.kind == "domains" and isinstance(items, (list, tuple)) and not items:
+            return ()
         if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) and s.strip() for s in items):
             raise fail("a list of names" if self.kind == "names" else "a list of transform specs")
         items = tuple(s.strip() for s in items)
         if self.kind == "names":
             return _check_targets(items, where)
+        if self.kind == "domains":
+            return _check_domains(items, where)
         if self.kind == "specs":
             return _check_eot(items, where, expand=not levels)
         raise AssertionError(self.kind)  # pragma: no cover
 
 
 def _check_targets(names: tuple[str, ...], where: str) -> tuple[str, ...]:
-    from faceshield.models import list_extractors
+    from faceshield.models import list_targets, target_info
 
     if not names:
-        raise ValueError(f"{where}: expected at least one white-box extractor, got none")
-    known, white = list_extractors(), list_extractors(white_box=True)
+        raise ValueError(f"{where}: expected at least one target, got none")
+    known, white = list_targets(), list_targets(white_box=True)
     for n in names:
         if n not in known:
-            raise ValueError(f"{where}: unknown extractor {n!r}; expected white-box ones among {', '.join(white)}")
+            raise ValueError(f"{where}: unknown target {n!r}; expected white-box ones among {', '.join(white)}")
         if n not in white:
             raise ValueError(f"{where}: {n!r} is a black-box extractor: it cannot be attacked, only evaluated (transfer); white-box ones: {', '.join(white)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"{where}: an extractor appears twice in {', '.join(names)}")
+        raise ValueError(f"{where}: a target appears twice in {', '.join(names)}")
+    families = {target_info(n).family for n in names}
+    if "detector" in families and "manipulator" not in families:
+        raise ValueError(f"{where}: a detector target scores a manipulator's edits; add a manipulator target (e.g. stargan) to {', '.join(names)}")
     return names
+
+
+def _check_domains(domains: tuple[str, ...], where: str) -> tuple[str, ...]:
+    from faceshield.models import list_targets, target_info
+
+    known = sorted({d for n in list_targets(family="manipulator") for d in target_info(n).domains})
+    for d in domains:
+        if d not in known:
+            raise ValueError(f"{where}: unknown domain {d!r}; expected among {', '.join(known)}")
+    if len(set(domains)) != len(domains):
+        raise ValueError(f"{where}: a domain appears twice in {', '.join(domains)}")
+    return domains
+
+
+def _choices_detector() -> list[str]:
+    from faceshield.models import list_extractors
+
+    return list_extractors()
 
 
 def _check_eot(specs: tuple[str, ...], where: str, *, expand: bool) -> tuple[str, ...]:
@@ -215,6 +240,12 @@ class ProtectConfig:
             :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
         nme_cap: regression targets only (MTCNN, FaceMesh): count each attacked box's landmark
             displacement up to this NME (0 = off).
+        detector: manipulator targets only: the landmark extractor that finds and aligns the faces
+            a manipulator edits (the forger's face detector; ``mtcnn``).
+        domains: manipulator targets only: the conditions disrupted (empty = all of each
+            manipulator's domains, Ruiz et al.'s class-transferable attack).
+        domain_mode: manipulator targets only: ``all`` sums the disruption over the domains every
+            step; ``random`` draws one domain per face per step.
 
     Raises:
         ValueError: a field out of range or of the wrong type, or a non-default value for a setting
@@ -244,6 +275,9 @@ class ProtectConfig:
     push: float = _field(0.0, "float", low=0)
     redetect: int = _field(0, "int", low=0)
     nme_cap: float = _field(0.0, "float", low=0)
+    detector: str = _field("mtcnn", "choice", choices=_choices_detector)
+    domains: tuple[str, ...] = _field((), "domains")
+    domain_mode: str = _field("all", "choice", choices=("all", "random"))
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -370,7 +404,9 @@ def _expand(eot: Any) -> tuple:
 
 _OPTIMISER = {"alpha", "steps", "decay", "budget"}
 #: settings that mean something for some kinds of target only
-TARGET_SETTINGS = ("push", "nme_cap")
+TARGET_SETTINGS = ("push", "nme_cap", "jitter", "jitter_mode", "redetect", "detector", "domains", "domain_mode")
+_LANDMARK_ONLY = ("jitter", "jitter_mode", "redetect")
+_MANIPULATOR_ONLY = ("detector", "domains", "domain_mode")
 
 
 def unused_setting(name: str, *, method: str = "lb", targets: Sequence[str] = ("mtcnn",), eot: Sequence[str] = (), mask: str = "face") -> str | None:
@@ -394,13 +430,25 @@ def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], 
                     "budget": "always projects onto the eps-ball"}[name]
             return f"method {method} {what}"
         return None
+    if name in _LANDMARK_ONLY or name in _MANIPULATOR_ONLY:
+        from faceshield.models import target_info
+
+        try:
+            families = {target_info(t).family for t in targets}
+        except ValueError:
+            return None
+        want = "landmark" if name in _LANDMARK_ONLY else "manipulator"
+        if want not in families:
+            return f"only {want} targets use it, and the targets are {', '.join(targets)}"
+        return None
     if name in ("push", "nme_cap"):
         from faceshield.core.types import ExtractorKind
-        from faceshield.models import extractor_info
 
         want = ExtractorKind.HEATMAP if name == "push" else ExtractorKind.REGRESSION
+        from faceshield.models import target_info
+
         try:
-            kinds = {extractor_info(t).kind for t in targets}
+            kinds = {target_info(t).kind for t in targets}
         except ValueError:
             return None
         if want not in kinds:

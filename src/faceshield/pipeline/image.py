@@ -13,7 +13,9 @@ from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8
 from faceshield.metrics import box_mask
-from faceshield.models import LandmarkExtractor, create_extractor
+from faceshield.attacks.disruption import DisruptionLoss
+from faceshield.deepfake.edit import EditFace, find_faces
+from faceshield.models import DeepfakeDetector, LandmarkExtractor, Manipulator, create_extractor, create_target
 from faceshield.pipeline.config import MASK_MODES, PRESETS, ProtectConfig
 
 __all__ = ["MASK_MODES", "PRESETS", "ProtectConfig", "ProtectedImage", "build_loss", "protect_array"]
@@ -47,6 +49,28 @@ def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config:
     if extractor.kind is ExtractorKind.HEATMAP:
         return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
     return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, **kw)
+
+
+def crop_extent(matrix: np.ndarray, size: int) -> np.ndarray:
+    """``(4,)`` image box ``x0, y0, x1, y1`` covering the ``size`` px crop of ``matrix`` (image -> crop)."""
+    a = np.vstack([matrix, [0, 0, 1]])
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=np.float64) @ np.linalg.inv(a)[:2].T
+    return np.concatenate([corners.min(0), corners.max(0)])
+
+
+def disruption_loss(editor: Manipulator, faces: Sequence[EditFace], origin: tuple[int, int], config: ProtectConfig, detectors=()) -> DisruptionLoss:
+    """Ruiz et al.'s distortion of ``editor``'s edits of ``faces`` for an attack on the region whose
+    top-left is ``origin`` (its crop maps moved there), over ``config.domains`` (all of the
+    editor's when empty, or those of them it has) with ``config.domain_mode``; ``detectors``'
+    real-logits of the edits are added."""
+    doms = [d for d in (config.domains or editor.domains) if d in editor.domains]
+    if not doms:
+        raise ValueError(f"domains: {editor.name} has none of {', '.join(config.domains)}; its domains: {', '.join(editor.domains)}")
+    o = np.asarray(origin, dtype=np.float64)
+    # crop = M p_photo and p_photo = p_region + origin
+    mats = np.stack([np.hstack([f.matrix[:, :2], (f.matrix[:, 2] + f.matrix[:, :2] @ o)[:, None]]) for f in faces])
+    conds = torch.stack([torch.stack([editor.condition(d, f.attrs) for d in doms]) for f in faces])
+    return DisruptionLoss(editor, [mats], [conds], domain_mode=config.domain_mode, detectors=detectors, seed=config.seed)
 
 
 def is_grey(rgb: np.ndarray) -> bool:
@@ -92,25 +116,35 @@ def protect_array(
         ValueError: a target is black-box or unknown.
     """
     config = config or ProtectConfig()
-    exts = {n: (extractors or {}).get(n) or create_extractor(n) for n in config.targets}
-    for n, e in exts.items():
+    models = {n: (extractors or {}).get(n) or create_target(n) for n in config.targets}
+    for n, e in models.items():
         if not e.differentiable:
             raise ValueError(f"target {n!r} is a {e.kind.value} extractor and cannot be attacked directly; use it with `evaluate` (transfer)")
+    exts = {n: e for n, e in models.items() if isinstance(e, LandmarkExtractor)}
+    editors = {n: e for n, e in models.items() if isinstance(e, Manipulator)}
     given = faces or {}
     faces = {n: list(given[n]) if n in given else e.detect(rgb) for n, e in exts.items()}
-    if not any(faces.values()):
-        raise NoFaceError(f"no face found by {', '.join(config.targets)}")
+    edit_faces = {}
+    if editors:  # the forger's detector finds and aligns the faces a manipulator edits
+        det = config.detector
+        found = faces.get(det) if det in faces else (list(given[det]) if det in given else create_extractor(det).detect(rgb))
+        edit_faces = {n: find_faces(rgb, g, det, found) for n, g in editors.items()}
+    if not any(faces.values()) and not any(edit_faces.values()):
+        raise NoFaceError(f"no face found by {', '.join(exts) or config.detector}")
     all_boxes = [f.roi for fs in faces.values() for f in fs] + [f.box for fs in faces.values() for f in fs]
+    all_boxes += [b for n, fs in edit_faces.items() for f in fs for b in (f.face.box, crop_extent(f.matrix, editors[n].size))]
     x0, y0, x1, y1 = _work_region(rgb.shape[:2], all_boxes, align=16 if config.eot else 1)
     offset = np.array([x0, y0, x0, y0], dtype=np.float64)
     sub = to_tensor(rgb[y0:y1, x0:x1])
 
     canvas = [(rgb, (x0, y0))]  # re-detection runs on the whole image, as the real detector will
     losses = [build_loss(exts[n], [np.array([f.roi - offset for f in fs]).reshape(-1, 4)], config, canvas) for n, fs in faces.items() if fs]
+    detectors = [e for e in models.values() if isinstance(e, DeepfakeDetector)]
+    losses += [disruption_loss(editors[n], fs, (x0, y0), config, detectors) for n, fs in edit_faces.items() if fs]
     loss = losses[0] if len(losses) == 1 else SumLoss(losses)
     if config.eot:
         loss = EOTLoss(loss, config.eot, samples=config.eot_samples, seed=config.seed)
-    face_boxes = [f.box for fs in faces.values() for f in fs]
+    face_boxes = [f.box for fs in faces.values() for f in fs] + [f.face.box for fs in edit_faces.values() for f in fs]
     mask = None
     if config.mask == "face":
         m = box_mask(sub.shape[-2:], [b - offset for b in face_boxes], scale=config.mask_scale)
@@ -132,4 +166,5 @@ def protect_array(
     out[y0:y1, x0:x1] = to_uint8(adv)
     loss_start = float(attack.history[0].sum()) if attack.history else loss_end
     log.debug("protected %d face(s) with %r: loss %.4f -> %.4f", len(face_boxes), attack, loss_start, loss_end)
+    faces.update({n: [f.face for f in fs] for n, fs in edit_faces.items()})
     return ProtectedImage(rgb=out, faces=faces, loss_start=loss_start, loss_end=loss_end, face_boxes=face_boxes)

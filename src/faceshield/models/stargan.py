@@ -1,0 +1,126 @@
+"""StarGAN (Choi et al., CVPR 2018): an attribute editor G(x, c) and its PatchGAN critic.
+
+The layout and parameter names are those of the public reference (yunjey/stargan ``model.py``:
+``main.N`` sequential indices, ``ResidualBlock.main``, the critic's ``conv1`` / ``conv2`` heads),
+so the official CelebA checkpoint (``200000-G.ckpt``: conv_dim 64, c_dim 5, 6 residual blocks,
+128 px, instance norms with running statistics) loads as it is, and our own smaller models use the
+same code with other widths.
+
+Images are ``(B, 3, S, S)`` RGB in [-1, 1] (the reference's ``Normalize(0.5, 0.5)``); conditions
+``c`` are ``(B, c_dim)`` in {0, 1} (hair colours one-hot, then Male, Young for the five CelebA
+domains).
+
+``residual=True`` (our trained models): the last layer predicts a change in the tanh-logit of the
+input, ``G(x, c) = tanh(atanh(x) + f(x, c))``, so the identity map is free from the first step and
+a short CPU training spends itself on the edit. The reference ends in a plain ``tanh``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class StarGANConfig:
+    size: int = 64
+    c_dim: int = 5
+    conv_dim: int = 32
+    repeat_num: int = 3
+    residual: bool = True
+    track_stats: bool = False  # the reference's InstanceNorm2d(track_running_stats=True)
+    d_conv_dim: int = 32
+    d_repeat_num: int = 4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _norm(ch: int, track: bool) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(ch, affine=True, track_running_stats=track)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, dim: int, track: bool) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), _norm(dim, track), nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False), _norm(dim, track),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.main(x)
+
+
+class StarGANGenerator(nn.Module):
+    """``forward(x (B,3,S,S) in [-1,1], c (B,c_dim)) -> (B,3,S,S) in [-1,1]``."""
+
+    def __init__(self, cfg: StarGANConfig = StarGANConfig()) -> None:
+        super().__init__()
+        self.config = cfg
+        t = cfg.track_stats
+        d = cfg.conv_dim
+        layers: list[nn.Module] = [nn.Conv2d(3 + cfg.c_dim, d, 7, 1, 3, bias=False), _norm(d, t), nn.ReLU(inplace=True)]
+        for _ in range(2):
+            layers += [nn.Conv2d(d, d * 2, 4, 2, 1, bias=False), _norm(d * 2, t), nn.ReLU(inplace=True)]
+            d *= 2
+        layers += [ResidualBlock(d, t) for _ in range(cfg.repeat_num)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(d, d // 2, 4, 2, 1, bias=False), _norm(d // 2, t), nn.ReLU(inplace=True)]
+            d //= 2
+        layers.append(nn.Conv2d(d, 3, 7, 1, 3, bias=False))
+        if not cfg.residual:
+            layers.append(nn.Tanh())
+        self.main = nn.Sequential(*layers)
+        # The reference runs its generator in training mode at test time too (instance statistics);
+        # keep the running buffers for loading, never use them.
+        for m in self.modules():
+            if isinstance(m, nn.InstanceNorm2d):
+                m.track_running_stats = False
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        cm = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+        out = self.main(torch.cat([x, cm], 1))
+        if self.config.residual:
+            return torch.tanh(torch.atanh(x.clamp(-0.995, 0.995)) + out)
+        return out
+
+
+class StarGANDiscriminator(nn.Module):
+    """PatchGAN critic: ``forward(x) -> (src (B,1,s,s) real-ness, cls (B,c_dim) logits)``."""
+
+    def __init__(self, cfg: StarGANConfig = StarGANConfig()) -> None:
+        super().__init__()
+        d = cfg.d_conv_dim
+        layers: list[nn.Module] = [nn.Conv2d(3, d, 4, 2, 1), nn.LeakyReLU(0.01)]
+        for _ in range(1, cfg.d_repeat_num):
+            layers += [nn.Conv2d(d, d * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            d *= 2
+        k = cfg.size // 2**cfg.d_repeat_num
+        self.main = nn.Sequential(*layers)
+        self.conv1 = nn.Conv2d(d, 1, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(d, cfg.c_dim, k, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.main(x)
+        return self.conv1(h), self.conv2(h).flatten(1)
+
+
+# The official CelebA release (yunjey/stargan, ``stargan_celeba_128/models/200000-G.ckpt``).
+OFFICIAL_CELEBA_128 = StarGANConfig(size=128, c_dim=5, conv_dim=64, repeat_num=6, residual=False, track_stats=True)
+
+
+def official_config(state: dict) -> StarGANConfig:
+    """Infer the reference configuration of an official generator state dict.
+
+    Raises:
+        ValueError: the dict is not a StarGAN generator of the reference layout.
+    """
+    w0 = state.get("main.0.weight")
+    if w0 is None or w0.ndim != 4 or w0.shape[2:] != (7, 7):
+        raise ValueError("not a StarGAN generator state dict (expected 'main.0.weight' of shape (conv_dim, 3 + c_dim, 7, 7))")
+    conv_dim, c_dim = int(w0.shape[0]), int(w0.shape[1]) - 3
+    repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
+    track = "main.1.running_mean" in state
+    return StarGANConfig(size=128, c_dim=c_dim, conv_dim=conv_dim, repeat_num=repeat, residual=False, track_stats=track)

@@ -1,0 +1,94 @@
+"""Registry entries of the targets that are not landmark extractors: the manipulators we train
+(StarGAN-class, GANimation-class; the official StarGAN checkpoint through ``weights=``), the
+MesoNet detectors (the authors' weights, never shipped) and our own detector; plus the attribute
+classifier that scores edits (not a target).
+
+Weights: our trained models are package data with a JSON sidecar (architecture, training record);
+a user file is given as ``weights=PATH`` or an environment variable. A file of the wrong shape or
+format raises ``ValueError`` naming it and what was expected.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from faceshield.core.types import TargetKind
+from faceshield.models.manipulator import STARGAN_DOMAINS, DeepfakeDetector, StarGANEditor, TargetInfo, load_generator_state
+from faceshield.models.registry import register_target
+from faceshield.models.weights import resolve_weights
+
+STARGAN_INFO = TargetInfo(
+    name="stargan",
+    kind=TargetKind.MANIPULATOR,
+    weights="ours (faceshield.training.stargan on CelebA, package data stargan64.pt); the official 200000-G.ckpt via weights= or $FACESHIELD_STARGAN",
+    description="StarGAN attribute editor (Choi et al. 2018): hair colour, gender, age",
+    inputs="aligned CelebA crop, 64 px (official: 128 px), RGB in [-1, 1]; 5 binary conditions",
+    domains=STARGAN_DOMAINS,
+)
+
+
+def _sidecar(path: Path) -> dict | None:
+    side = path.with_suffix(".json")
+    return json.loads(side.read_text()) if side.is_file() else None
+
+
+@register_target(STARGAN_INFO)
+def stargan(weights: str | None = None) -> StarGANEditor:
+    from faceshield.models.stargan import StarGANConfig, StarGANGenerator, official_config
+
+    path = resolve_weights("StarGAN generator", path=weights, env="FACESHIELD_STARGAN", package_file="stargan64.pt",
+                           hint="train one with `python -m faceshield.training.stargan` or give the official 200000-G.ckpt")
+    expect = "a StarGAN generator state dict (ours with its .json sidecar, or the official 200000-G.ckpt)"
+    sd = load_generator_state(path, expect)
+    meta = _sidecar(path)
+    try:
+        cfg = StarGANConfig(**meta["model"]) if meta and "model" in meta else official_config(sd)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}; expected {expect}") from None
+    if cfg.c_dim != len(STARGAN_DOMAINS):
+        raise ValueError(f"{path}: a StarGAN generator with {cfg.c_dim} conditions; expected {len(STARGAN_DOMAINS)} (the CelebA domains {', '.join(STARGAN_DOMAINS)})")
+    g = StarGANGenerator(cfg)
+    try:
+        g.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise ValueError(f"{path}: does not fit the StarGAN generator ({first}); expected {expect}") from None
+    return StarGANEditor(g, STARGAN_INFO, cfg.size)
+
+
+def _mesonet_entry(variant: str, title: str) -> None:
+    info = TargetInfo(
+        name=variant.replace("_", "-"),
+        kind=TargetKind.DETECTOR,
+        weights="the authors' Keras HDF5 (DariusAf/MesoNet, Apache-2.0) via weights= or $FACESHIELD_MESONET_DIR; never shipped",
+        description=f"MesoNet {title} DeepFake detector (Afchar et al. 2018)",
+        inputs="face crop resized to 256 px, RGB in [0, 1]; output: logit of real",
+    )
+
+    @register_target(info)
+    def factory(weights: str | None = None) -> DeepfakeDetector:
+        from faceshield.models.mesonet import INPUT_SIZE, load_mesonet
+
+        return DeepfakeDetector(load_mesonet(variant, weights), info, INPUT_SIZE)
+
+
+for _v, _t in (("meso4_df", "Meso4 (DF)"), ("meso4_f2f", "Meso4 (F2F)"), ("mesoinception_df", "MesoInception4 (DF)"), ("mesoinception_f2f", "MesoInception4 (F2F)")):
+    _mesonet_entry(_v, _t)
+
+
+def load_attribute_classifier(weights: str | None = None):
+    """The CelebA 40-attribute classifier (package data ``celeba_attr64.pt``) and its attribute
+    names: ``(model in eval mode, names)``."""
+    from faceshield.models.classifier import AttributeClassifier, ClassifierConfig
+    from faceshield.models.weights import load_state_dict
+
+    path = resolve_weights("CelebA attribute classifier", path=weights, env="FACESHIELD_ATTR_CLASSIFIER", package_file="celeba_attr64.pt",
+                           hint="train it with `python -m faceshield.training.classifier`")
+    meta = _sidecar(path) or {}
+    model = AttributeClassifier(ClassifierConfig(**meta.get("model", {})))
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError:
+        raise ValueError(f"{path}: does not fit the attribute classifier; expected a state dict written by faceshield.training.classifier") from None
+    return model.eval(), list(meta.get("attributes", []))
