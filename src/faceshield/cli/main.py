@@ -80,7 +80,7 @@ def _config(preset: str, **opts):
     from faceshield.pipeline import ProtectConfig
 
     split = lambda v: tuple(t.strip() for t in v.split(",") if t.strip())  # noqa: E731
-    given = {k: (split(v) if k in ("targets", "eot") else v) for k, v in opts.items() if v is not None}
+    given = {k: (split(v) if k in ("targets", "eot", "domains") else v) for k, v in opts.items() if v is not None}
     return ProtectConfig.from_user(given, preset=preset, name=lambda k: "--preset" if k == "preset" else _flag(k))
 
 
@@ -175,7 +175,7 @@ def protect(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png / video path for a single input).")],
     preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in docs/results.md.")] = "paper",
     method: Annotated[Optional[str], typer.Option(help=METHOD_HELP + " [default: lb]")] = None,
-    targets: Annotated[Optional[str], typer.Option(help="Comma-separated white-box extractors to attack together (see `faceshield models`). [default: mtcnn]")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated targets attacked together (see `faceshield models`): landmark extractors (mtcnn, fan ...), manipulators (stargan: its edits are disrupted, Ruiz et al.), DeepFake detectors (with a manipulator: its edits of the protected face should be caught). [default: mtcnn]")] = None,
     eps: Annotated[Optional[float], typer.Option(help="L_inf budget in 8-bit levels, 1..255. [default: 15, the paper's]")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Iterations T (not for base1). [default: 20, or the preset's]")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="Step size in 8-bit levels (not for base1). [default: 1, or the preset's]")] = None,
@@ -196,6 +196,9 @@ def protect(
     push: Annotated[Optional[float], typer.Option(help="Heat-map targets (fan, hrnet) only: keep pushing each landmark's heat-map away from where it was after the paper's loss has bottomed out (0 = off; 0.5 in --preset quality): much more NME at the same SSIM. [default: 0, or the preset's]")] = None,
     redetect: Annotated[Optional[int], typer.Option(help="Every this many steps, run the target's own detector on the protected image so far and attack every box it now weighs for each face too (0 = off): the perturbation moves the detector's box, and MTCNN's cascade then reads the landmarks from a box the attack never saw. [default: 0, or the preset's]")] = None,
     nme_cap: Annotated[Optional[float], typer.Option(help="Regression targets (mtcnn, facemesh) only: count each attacked box's landmark displacement up to this NME (0 = off): with --redetect a face has several boxes, and the budget then goes to those the detector may still pick with their clean points. [default: 0]")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Manipulator targets: the landmark extractor that finds and aligns the faces a manipulator edits (the forger's detector). [default: mtcnn]")] = None,
+    domains: Annotated[Optional[str], typer.Option(help="Manipulator targets: comma-separated domains to disrupt (e.g. Blond_Hair,Male). [default: all of each manipulator's]")] = None,
+    domain_mode: Annotated[Optional[str], typer.Option(help="Manipulator targets: 'all' disrupts every domain at each step; 'random' one random domain per step (class-transferable, Ruiz et al.). [default: all]")] = None,
     evaluate_with: Annotated[Optional[str], typer.Option("--evaluate-with", help="Comma-separated extractors for the report's NME (default: all available; 'none' to skip). Images only.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 50_000_000,
@@ -214,7 +217,7 @@ def protect(
         config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
                          mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jnd=jnd, chroma=chroma, delta_e_weight=delta_e_weight,
                          jitter_mode=jitter_mode, smooth=smooth,
-                         ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap)
+                         ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap, detector=detector, domains=domains, domain_mode=domain_mode)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
@@ -254,17 +257,20 @@ def evaluate(
     swap: Annotated[bool, typer.Option("--swap", help="Also make a DeepFake (face swap) of both images and report SSIM_W and whether the swap tool's plausibility filter drops the protected face.")] = False,
     aligner: Annotated[str, typer.Option(help="Extractor whose landmarks align the face swap (any of `faceshield models`).")] = "fan",
     swap_model: Annotated[Optional[Path], typer.Option(help="Face-swap model .pt (with its .json sidecar); default: the shipped one.")] = None,
-    sheet: Annotated[Optional[Path], typer.Option(help="Write a before/after PNG here: inputs with landmarks, swap from clean, swap from protected (implies --swap).")] = None,
+    sheet: Annotated[Optional[Path], typer.Option(help="Write a before/after PNG here: inputs with landmarks, swap from clean, swap from protected (implies --swap); with --manipulate, the clean and the protected edit per domain.")] = None,
+    manipulate: Annotated[Optional[str], typer.Option(help="Comma-separated manipulators (e.g. stargan): edit both files for every domain and report the disruption (L2 of the edits, share disrupted).")] = None,
+    judges: Annotated[Optional[str], typer.Option(help="With --manipulate: comma-separated DeepFake detectors (e.g. meso4-df) scoring the clean and the protected edits.")] = None,
 ) -> None:
     """Print NME per extractor (each through its full pipeline), SSIM_I, mask-SSIM, PSNR and L_inf;
-    with --swap also SSIM_W through a real face swap."""
+    with --swap also SSIM_W through a real face swap; with --manipulate the disruption of each editor."""
     from faceshield.core.errors import FaceshieldError
     from faceshield.io import write_json_atomic
     from faceshield.pipeline.api import evaluate as _evaluate
 
     try:
-        ev = _evaluate(clean, protected, extractors=None if extractors is None else [s.strip() for s in extractors.split(",")],
-                       swap=swap, aligner=aligner, swap_model=swap_model, sheet=sheet)
+        names = lambda v: None if v is None else [t.strip() for t in v.split(",") if t.strip()]  # noqa: E731
+        ev = _evaluate(clean, protected, extractors=names(extractors), swap=swap, aligner=aligner, swap_model=swap_model, sheet=sheet,
+                       manipulate=names(manipulate) or (), judges=names(judges) or ())
     except (FaceshieldError, ValueError, OSError) as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
@@ -276,6 +282,15 @@ def evaluate(
             t.add_column(c)
         t.add_row(_fmt(w.ssim_w), _fmt(w.nme), "yes" if w.lost else "no", "yes" if w.dropped_protected else "no", ", ".join(w.reasons) or "-")
         out.print(t)
+    for m in ev.disruption:
+        t = Table(title=f"{m.model}: L2 = MSE of clean vs protected edit (output crop in [-1, 1]); disrupted: L2 >= 0.05", title_justify="left")
+        for c in ("domain", "L2 (clean alignment)", "L2 (re-detected)", "disrupted"):
+            t.add_column(c)
+        for d in m.domains:
+            t.add_row(d, _fmt(m.l2[d], 4), _fmt(m.l2_redetected[d], 4), "yes" if m.l2[d] >= 0.05 else "no")
+        out.print(t)
+        for j, r in m.judges.items():
+            out.print(f"{j}: P(real) clean edit {_fmt(r['clean_edit'])}, protected edit {_fmt(r['protected_edit'])}, protected photo {_fmt(r['protected_input'])}")
     if sheet is not None:
         out.print(f"before/after sheet: {sheet}")
     if json_out:
@@ -321,18 +336,71 @@ def _demo_swap(clean: Path, protected: Path, sheet: Path) -> None:
 
 
 @app.command()
-def models() -> None:
-    """List the registered landmark extractors, their point count, kind and weight source."""
-    from faceshield.models import extractor_info, list_extractors
+def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list (name, family, kind, inputs, weights ...) for scripts.")] = False) -> None:
+    """List every target: landmark extractors (heat-map / regression / black-box), manipulators and
+    DeepFake detectors, with what they take and where their weights come from."""
+    import json
 
+    from faceshield.models import list_targets, target_info
+
+    infos = [target_info(n) for n in list_targets()]
+    if as_json:
+        typer.echo(json.dumps([i.to_dict() for i in infos], indent=1))
+        return
     t = Table()
-    for c in ("name", "points", "kind", "NME normaliser", "weights"):
+    for c in ("name", "kind", "inputs", "weights"):
         t.add_column(c)
-    for n in list_extractors():
-        i = extractor_info(n)
-        kind = i.kind.value + (f" (same network as {i.same_network_as})" if i.same_network_as else "")
-        t.add_row(n, str(i.scheme.n_points), kind, i.scheme.normaliser_name, i.weights)
+    for i in infos:
+        kind = i.kind.value if i.family == "landmark" and i.kind.value == "black-box" else (f"landmark: {i.kind.value}" if i.family == "landmark" else i.kind.value)
+        if i.family == "landmark" and i.kind.value == "black-box":
+            kind = "landmark: black-box"
+        if getattr(i, "same_network_as", None):
+            kind += f" (same network as {i.same_network_as})"
+        inputs = i.inputs + (f"; domains: {', '.join(i.domains)}" if getattr(i, "domains", ()) else "")
+        t.add_row(i.name, kind, inputs, i.weights)
     out.print(t)
+
+
+@app.command("manipulate")
+def manipulate_cmd(
+    image: Annotated[Path, typer.Argument(help="A photo (clean or protected).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the edited photo (.png).")],
+    model: Annotated[str, typer.Option(help="The manipulator (see `faceshield models`).")] = "stargan",
+    domain: Annotated[Optional[str], typer.Option(help="What to edit towards, one of the model's domains (e.g. Blond_Hair). [default: its first]")] = None,
+    detector: Annotated[str, typer.Option(help="Landmark extractor that finds and aligns the faces.")] = "mtcnn",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """See what a face editor makes of a photo: every face edited towards DOMAIN, pasted back."""
+    from faceshield.core.errors import FaceshieldError, NoFaceError
+    from faceshield.io import read_image, write_image_atomic
+    from faceshield.models import list_extractors, list_targets, target_info
+
+    manipulators = list_targets(family="manipulator")
+    problem = None
+    if model not in manipulators:
+        problem = f"--model: unknown manipulator {model!r}; expected one of {', '.join(manipulators)}"
+    elif domain is not None and domain not in target_info(model).domains:
+        problem = f"--domain: unknown domain {domain!r} for {model}; expected one of {', '.join(target_info(model).domains)}"
+    elif detector not in list_extractors():
+        problem = f"--detector: unknown extractor {detector!r}; expected one of {', '.join(list_extractors())}"
+    elif output.exists() and not overwrite:
+        problem = f"{output} exists; pass --overwrite to replace it"
+    if problem:
+        err.print(f"[red]error[/] {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(2)
+    from faceshield.deepfake.edit import manipulate
+
+    try:
+        rgb = read_image(image).rgb
+        edited = manipulate(rgb, model, domain, detector=detector)
+        written = write_image_atomic(output, edited, overwrite=overwrite)
+    except NoFaceError as e:
+        err.print(f"[red]error[/] {escape(str(image))}: {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(1)
+    except (FaceshieldError, ValueError, OSError) as e:
+        err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(f"{image} edited by {model} towards {domain or target_info(model).domains[0]}: {written}")
 
 
 @app.command("train-landmarks", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)

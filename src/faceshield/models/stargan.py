@@ -37,8 +37,17 @@ class StarGANConfig:
         return asdict(self)
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm that always normalises with the instance's own statistics: the reference runs
+    its generator in training mode at test time too. ``track`` keeps the reference's running buffers
+    so its checkpoints load as they are; they are never used."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
 def _norm(ch: int, track: bool) -> nn.InstanceNorm2d:
-    return nn.InstanceNorm2d(ch, affine=True, track_running_stats=track)
+    return InstanceNorm(ch, affine=True, track_running_stats=track)
 
 
 class ResidualBlock(nn.Module):
@@ -73,11 +82,6 @@ class StarGANGenerator(nn.Module):
         if not cfg.residual:
             layers.append(nn.Tanh())
         self.main = nn.Sequential(*layers)
-        # The reference runs its generator in training mode at test time too (instance statistics);
-        # keep the running buffers for loading, never use them.
-        for m in self.modules():
-            if isinstance(m, nn.InstanceNorm2d):
-                m.track_running_stats = False
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         cm = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])

@@ -25,7 +25,7 @@ import faceshield
 from faceshield.core.errors import FaceshieldError, OutputExistsError, VideoReadError, WeightsNotFoundError
 from faceshield.io import LoadedImage, list_images, read_image, write_image_atomic, write_json_atomic
 from faceshield.io.video import VIDEO_MUXERS, probe_video, same_file
-from faceshield.models import LandmarkExtractor, create_extractor, list_extractors
+from faceshield.models import LandmarkExtractor, create_extractor, create_target, list_extractors
 from faceshield.pipeline.evaluate import Evaluation, evaluate_pair
 from faceshield.pipeline.image import ProtectConfig, protect_array
 from faceshield.pipeline.video import VideoSummary, protect_video
@@ -110,7 +110,7 @@ def protect(
         if on_item:
             on_item(r)
     output = Path(output)
-    targets = {n: create_extractor(n) for n in config.targets}
+    targets = {n: create_target(n) for n in config.targets}
     evaluators, eval_notes = available_extractors(evaluate_with)
     for src, dst in output_paths(images, output).items():
         res = _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, max_pixels)
@@ -199,7 +199,7 @@ def protect_videos(
     """
     config = config or ProtectConfig()
     paths = [Path(p) for p in inputs]
-    targets = {n: create_extractor(n) for n in config.targets}
+    targets = {n: create_target(n) for n in config.targets}
     results = []
     for src, dst in video_output_paths(paths, Path(output)).items():
         res = _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval, overwrite, max_pixels, on_frame)
@@ -251,6 +251,8 @@ def evaluate(
     aligner: str = "fan",
     swap_model: str | Path | None = None,
     sheet: str | Path | None = None,
+    manipulate: Sequence[str] = (),
+    judges: Sequence[str] = (),
 ) -> Evaluation:
     """Compare a protected file with its clean original (see :class:`Evaluation`).
 
@@ -259,13 +261,25 @@ def evaluate(
     also go through the face swap aligned by ``aligner`` (model: ``swap_model`` or the shipped one)
     and ``Evaluation.swap`` holds SSIM_W and the plausibility filter's verdict; ``sheet`` writes the
     before/after PNG there: the swap sheet, then the first face at 100 % and 200 % with the
-    difference amplified (:func:`~faceshield.pipeline.swap.face_crops_sheet`).
+    difference amplified (:func:`~faceshield.pipeline.swap.face_crops_sheet`). Each manipulator of
+    ``manipulate`` edits both files for every domain (``Evaluation.disruption``, with ``judges``'
+    verdicts on the edits); with ``sheet`` and no swap, the sheet shows the edits.
     """
     a = read_image(clean, max_pixels=max_pixels).rgb
     b = read_image(protected, max_pixels=max_pixels).rgb
     exts, _ = available_extractors(extractors)
     boxes = [f.box for f in create_extractor(detector).detect(a)]
     ev = evaluate_pair(a, b, exts, boxes)
+    if manipulate:
+        from faceshield.deepfake.edit import disruption_sheet, measure_disruption
+
+        ev.disruption = [measure_disruption(a, b, m, judges=judges, detector=detector) for m in manipulate]
+        if sheet is not None and not swap:
+            from faceshield.pipeline.swap import face_crops_sheet, stack_images
+
+            parts = [disruption_sheet(a, b, m, detector=detector) for m in manipulate] + [face_crops_sheet(a, b, box, ev.visibility) for box in boxes[:1]]
+            write_image_atomic(Path(sheet), stack_images(parts), overwrite=True)
+            return ev
     if swap or sheet is not None:
         from faceshield.deepfake import FaceSwapper, load_swap_model
         from faceshield.pipeline.swap import before_after_sheet, evaluate_swap, face_crops_sheet, stack_images

@@ -59,9 +59,13 @@ class Evaluation:
     extractors: list[ExtractorResult]
     visibility: dict[str, float | None] = field(default_factory=dict)
     swap: "SwapEvaluation | None" = None  # set by evaluate(..., swap=True): the DeepFake measured
+    #: set by evaluate(..., manipulate=[...]): one DisruptionMeasure per manipulator
+    disruption: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["disruption"] = [m.to_dict() for m in self.disruption]
+        return d
 
 
 def evaluate_extractor(ext: LandmarkExtractor, clean: np.ndarray, protected: np.ndarray, regions: Sequence[np.ndarray] | None = None) -> ExtractorResult:

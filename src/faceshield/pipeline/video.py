@@ -313,6 +313,11 @@ def protect_video(
         raise OutputExistsError(f"{dst}: output would replace the original; choose another output")
     if dst.exists() and not overwrite:
         raise OutputExistsError(f"{dst} exists; pass --overwrite to replace it")
+    from faceshield.models import target_info
+
+    other = [n for n in config.targets if target_info(n).family != "landmark"]
+    if other:
+        raise ValueError(f"targets: videos are protected against landmark extractors only for now; {', '.join(other)} is not one")
     exts = {n: (extractors or {}).get(n) or create_extractor(n) for n in config.targets}
     for n, e in exts.items():
         if not e.differentiable:
