@@ -108,3 +108,16 @@ def test_settings_for_manipulators_are_checked():
     cfg = ProtectConfig.preset("quality", targets=("stargan",))  # landmark-only preset values are dropped
     assert cfg.redetect == 0 and cfg.smooth == 1.0
     assert "jitter" not in cfg.to_dict() and cfg.to_dict()["domain_mode"] == "all"
+
+
+def test_cw_stays_in_the_budget_and_distorts_the_edit(astronaut):
+    """The C&W objective (Adam inside the eps-box) keeps the L_inf budget after 8-bit rounding and
+    distorts the edit more than sign noise of the same amplitude."""
+    g = create_target("stargan")
+    cfg = ProtectConfig(targets=("stargan",), method="cw", eps=6 / 255, steps=15)
+    prot = protect_array(astronaut, cfg).rgb
+    assert np.abs(prot.astype(int) - astronaut).max() <= 6
+    l2 = np.mean(list(measure_disruption(astronaut, prot, g).l2.values()))
+    assert l2 > 2 * max(_noise_l2(g, astronaut, 6, s) for s in range(2))
+    with pytest.raises(ValueError, match="alpha: method cw optimises with Adam"):
+        ProtectConfig(method="cw", alpha=2 / 255)

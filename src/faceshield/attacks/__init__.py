@@ -9,6 +9,7 @@ optimiser's ``smooth=sigma``) trades pixel noise for SSIM.
 from __future__ import annotations
 
 from faceshield.attacks.base import Attack, check_smooth, quantize_to_budget
+from faceshield.attacks.cw import CW
 from faceshield.attacks.budget import delta_e_penalty, jnd_budget, jnd_levels, limit_chroma, texture_budget
 from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
 from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
@@ -19,7 +20,7 @@ from faceshield.attacks.mifgsm import MIFGSM
 from faceshield.attacks.mixed import MixedFGSM
 from faceshield.attacks.pgd import PGD
 
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "ifgsm": IFGSM, "mifgsm": MIFGSM, "pgd": PGD, "dimifgsm": DIMIFGSM, "mixed": MixedFGSM}
+ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "ifgsm": IFGSM, "mifgsm": MIFGSM, "pgd": PGD, "dimifgsm": DIMIFGSM, "mixed": MixedFGSM, "cw": CW}
 ALIASES = {"base1": "fgsm", "base2": "ifgsm", "lb": "mifgsm", "bim": "ifgsm", "lb_trans": "dimifgsm", "lb_mix": "mixed"}
 
 
@@ -63,7 +64,7 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
+    "ATTACKS", "CW", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
     "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "delta_e_penalty", "jnd_budget", "jnd_levels", "limit_chroma", "attack_settings", "canonical_attack", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
     "quantize_to_budget", "resize_pad", "texture_budget",
 ]

@@ -28,7 +28,8 @@ out = Console()
 err = Console(stderr=True)
 
 METHOD_HELP = ("lb = MI-FGSM (Landmark Breaker), base1 = FGSM, base2 = I-FGSM, pgd = PGD with random start, "
-               "lb_trans = LB with input diversity (random resize + padding), lb_mix = alternating Base2 / LB steps.")
+               "lb_trans = LB with input diversity (random resize + padding), lb_mix = alternating Base2 / LB steps, "
+               "cw = Carlini-Wagner objective with Adam inside the eps-box (seed 004's second attack).")
 
 
 @app.callback()
@@ -289,8 +290,9 @@ def evaluate(
         for d in m.domains:
             t.add_row(d, _fmt(m.l2[d], 4), _fmt(m.l2_redetected[d], 4), "yes" if m.l2[d] >= 0.05 else "no")
         out.print(t)
+        out.print(f"{m.model}: share of edits disrupted {_fmt(m.disrupted, 2)} ({len(m.l2_each)} face x domain edits)", soft_wrap=True)
         for j, r in m.judges.items():
-            out.print(f"{j}: P(real) clean edit {_fmt(r['clean_edit'])}, protected edit {_fmt(r['protected_edit'])}, protected photo {_fmt(r['protected_input'])}")
+            out.print(f"{j}: P(real) of the clean face {_fmt(r['real_input'])}, its edit {_fmt(r['clean_edit'])}; of the protected face {_fmt(r['protected_input'])}, its edit {_fmt(r['protected_edit'])}")
     if sheet is not None:
         out.print(f"before/after sheet: {sheet}")
     if json_out:

@@ -12,7 +12,7 @@ and the protection lands on the full photo.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -152,8 +152,11 @@ class DisruptionMeasure:
         l2_redetected: the same with each photo aligned by the detector's own faces on it (what a
             forger gets); None when the detector loses a face on the protected photo.
         faces_lost: faces of the clean photo the detector no longer finds on the protected one.
-        judges: per detector, the mean probability of *real* of the clean edits, the protected
-            photo's edits and the protected input face itself.
+        judges: per detector, the mean probability of *real* of the clean face crop, the clean
+            edits, the protected photo's edits and the protected face crop (all on the model's
+            aligned crop, so real and fake differ only by the edit).
+        l2_each: every (face, domain) L2, faces inner; ``scores``: per detector, the same four
+            lists per (face, domain) (inputs repeated per domain), for P / R / F1 over many photos.
     """
 
     model: str
@@ -163,25 +166,18 @@ class DisruptionMeasure:
     l2_redetected: dict[str, float | None]
     faces_lost: int
     judges: dict[str, dict[str, float]]
+    l2_each: list[float] = field(default_factory=list)
+    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     @property
     def disrupted(self) -> float:
-        """Share of (face, domain) edits with L2 >= :data:`DISRUPTED_L2` (means over faces here)."""
-        return float(np.mean([v >= DISRUPTED_L2 for v in self.l2.values()])) if self.l2 else 0.0
+        """Share of (face, domain) edits with L2 >= :data:`DISRUPTED_L2`."""
+        return float(np.mean([v >= DISRUPTED_L2 for v in self.l2_each])) if self.l2_each else 0.0
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "domains": self.domains, "faces": self.faces, "l2": self.l2, "l2_redetected": self.l2_redetected,
+        return {"model": self.model, "domains": self.domains, "faces": self.faces, "l2": self.l2, "l2_redetected": self.l2_redetected, "l2_each": self.l2_each,
                 "disrupted": self.disrupted, "faces_lost": self.faces_lost, "judges": self.judges,
                 "notes": f"L2 = MSE between the clean and the protected edit on the output crop in [-1, 1] (Ruiz et al.); disrupted = L2 >= {DISRUPTED_L2}"}
-
-
-def _face_crop01(x: torch.Tensor, box: np.ndarray, scale: float = 1.3) -> torch.Tensor:
-    """Square crop ``(1, 3, s, s)`` around a face box x ``scale`` (a detector's input face)."""
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    h = max(box[2] - box[0], box[3] - box[1]) * scale / 2
-    from faceshield.faces.crop import crop_boxes
-
-    return crop_boxes(x, torch.tensor([[cx - h, cy - h, cx + h, cy + h]], dtype=x.dtype), 256)
 
 
 def measure_disruption(clean: np.ndarray, protected: np.ndarray, model: str | Manipulator = "stargan", *, domains: Sequence[str] | None = None,
@@ -210,12 +206,16 @@ def measure_disruption(clean: np.ndarray, protected: np.ndarray, model: str | Ma
     mats = torch.from_numpy(np.stack([f.matrix for f in found]))
     idx = torch.zeros(len(found), dtype=torch.long)
     dets = [create_target(j) for j in judges]
-    l2, l2r, judge = {}, {}, {j: {"clean_edit": [], "protected_edit": [], "protected_input": []} for j in judges}
+    l2, l2r, each = {}, {}, []
+    judge = {j: {"real_input": [], "clean_edit": [], "protected_edit": [], "protected_input": []} for j in judges}
     with torch.no_grad():
+        crop_a, crop_b = warp_crops(xa, mats, g.size, idx), warp_crops(xb, mats, g.size, idx)
         for d in doms:
             c = torch.stack([g.condition(d, f.attrs) for f in found])  # conditions from the clean faces, as Ruiz et al.
             ea, eb = edit_crops(g, xa, mats, c, idx), edit_crops(g, xb, mats, c, idx)
-            l2[d] = float((ea - eb).pow(2).flatten(1).mean(1).mean())
+            per = (ea - eb).pow(2).flatten(1).mean(1)
+            each += per.tolist()
+            l2[d] = float(per.mean())
             if all(m is not None for m in match):
                 mb = torch.from_numpy(np.stack([m.matrix for m in match]))
                 cb = torch.stack([g.condition(d, m.attrs) for m in match])
@@ -224,13 +224,13 @@ def measure_disruption(clean: np.ndarray, protected: np.ndarray, model: str | Ma
             else:
                 l2r[d] = None
             for j, det in zip(judges, dets):
-                judge[j]["clean_edit"].append(float(det.prob_real((ea + 1) / 2).mean()))
-                judge[j]["protected_edit"].append(float(det.prob_real((eb + 1) / 2).mean()))
-        for j, det in zip(judges, dets):
-            judge[j]["protected_input"].append(float(np.mean([float(det.prob_real(_face_crop01(xb, f.face.box))) for f in found])))
+                judge[j]["clean_edit"] += det.prob_real((ea + 1) / 2).tolist()
+                judge[j]["protected_edit"] += det.prob_real((eb + 1) / 2).tolist()
+                judge[j]["real_input"] += det.prob_real(crop_a).tolist()
+                judge[j]["protected_input"] += det.prob_real(crop_b).tolist()
     judges_out = {j: {k: round(float(np.mean(v)), 4) for k, v in r.items()} for j, r in judge.items()}
     return DisruptionMeasure(g.name, doms, len(found), {k: round(v, 5) for k, v in l2.items()},
-                             {k: (None if v is None else round(v, 5)) for k, v in l2r.items()}, sum(m is None for m in match), judges_out)
+                             {k: (None if v is None else round(v, 5)) for k, v in l2r.items()}, sum(m is None for m in match), judges_out, each, judge)
 
 
 def disruption_sheet(clean: np.ndarray, protected: np.ndarray, model: str | Manipulator = "stargan", *, domains: Sequence[str] | None = None,

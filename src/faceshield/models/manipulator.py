@@ -142,6 +142,29 @@ class StarGANEditor(Manipulator):
         return torch.tensor([c[d] for d in self.domains], dtype=torch.float32)
 
 
+class GANimationEditor(Manipulator):
+    """The GANimation-class expression editor: continuous conditions (CelebA's ``Smiling`` and
+    ``Mouth_Slightly_Open`` as intensities in [0, 1]); editing towards a domain flips that
+    condition (0 -> 1 when the face does not show it, 1 -> 0 when it does) and keeps the other at
+    the face's own probability."""
+
+    def __init__(self, generator: nn.Module, info: TargetInfo, size: int) -> None:
+        super().__init__()
+        self.g = generator.eval()
+        for p in self.g.parameters():
+            p.requires_grad_(False)
+        self.info, self.size = info, int(size)
+
+    def edit(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.g(x, c)
+
+    def condition(self, domain: str, attrs: dict[str, float]) -> torch.Tensor:
+        self.check_domain(domain)
+        own = {d: float(attrs.get(d, 0.0)) for d in self.domains}
+        c = {**own, domain: 0.0 if own[domain] > 0.5 else 1.0}
+        return torch.tensor([c[d] for d in self.domains], dtype=torch.float32)
+
+
 def load_generator_state(path, expect: str) -> dict:
     """A generator state dict from ``path`` (``weights_only=True``), fp16 tensors made float32.
 

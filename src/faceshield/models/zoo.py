@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from faceshield.core.types import TargetKind
-from faceshield.models.manipulator import STARGAN_DOMAINS, DeepfakeDetector, StarGANEditor, TargetInfo, load_generator_state
+from faceshield.models.manipulator import EXPRESSION_AUS, STARGAN_DOMAINS, DeepfakeDetector, GANimationEditor, StarGANEditor, TargetInfo, load_generator_state
 from faceshield.models.registry import register_target
 from faceshield.models.weights import resolve_weights
 
@@ -54,6 +54,35 @@ def stargan(weights: str | None = None) -> StarGANEditor:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise ValueError(f"{path}: does not fit the StarGAN generator ({first}); expected {expect}") from None
     return StarGANEditor(g, STARGAN_INFO, cfg.size)
+
+
+GANIMATION_INFO = TargetInfo(
+    name="ganimation",
+    kind=TargetKind.MANIPULATOR,
+    weights="ours (faceshield.training.ganimation on CelebA, package data ganimation64.pt); $FACESHIELD_GANIMATION",
+    description="GANimation-class expression editor (Pumarola et al. 2018): attention and colour masks, continuous conditions",
+    inputs="aligned CelebA crop, 64 px, RGB in [-1, 1]; 2 intensities in [0, 1] (Smiling, Mouth_Slightly_Open)",
+    domains=EXPRESSION_AUS,
+)
+
+
+@register_target(GANIMATION_INFO)
+def ganimation(weights: str | None = None) -> GANimationEditor:
+    from faceshield.models.ganimation import GANimationConfig, GANimationGenerator
+
+    path = resolve_weights("GANimation-class generator", path=weights, env="FACESHIELD_GANIMATION", package_file="ganimation64.pt",
+                           hint="train one with `python -m faceshield.training.ganimation`")
+    expect = "a GANimation-class generator state dict written by faceshield.training.ganimation, with its .json sidecar"
+    sd = load_generator_state(path, expect)
+    meta = _sidecar(path)
+    if not meta or "model" not in meta:
+        raise ValueError(f"{path}: the .json sidecar with the model configuration is missing; expected {expect}")
+    g = GANimationGenerator(GANimationConfig(**meta["model"]))
+    try:
+        g.load_state_dict(sd, strict=True)
+    except RuntimeError:
+        raise ValueError(f"{path}: does not fit the GANimation-class generator; expected {expect}") from None
+    return GANimationEditor(g, GANIMATION_INFO, g.config.size if hasattr(g, "config") else meta["model"]["size"])
 
 
 def _mesonet_entry(variant: str, title: str) -> None:

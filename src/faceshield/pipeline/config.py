@@ -197,7 +197,8 @@ class ProtectConfig:
 
     Attributes:
         method: ``lb`` (MI-FGSM, Landmark Breaker), ``base1`` (FGSM), ``base2`` (I-FGSM), ``pgd``,
-            ``lb_trans`` (MI-FGSM with input diversity), ``lb_mix`` (alternating Base2 / LB).
+            ``lb_trans`` (MI-FGSM with input diversity), ``lb_mix`` (alternating Base2 / LB), ``cw``
+            (Carlini-Wagner objective with Adam inside the eps-box).
         targets: white-box extractors attacked together (their losses are summed).
         eps: L_inf budget, 1/255..1 (Landmark Breaker: 15/255).
         alpha: step size (1/255); not for ``base1``, whose one step is ``eps``.
@@ -418,7 +419,7 @@ def unused_setting(name: str, *, method: str = "lb", targets: Sequence[str] = ("
 
 
 def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], mask: str) -> str | None:
-    from faceshield.attacks import attack_settings
+    from faceshield.attacks import attack_settings, canonical_attack
 
     if name in _OPTIMISER:
         try:
@@ -426,8 +427,10 @@ def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], 
         except ValueError:
             return None  # the method itself is refused by its own check
         if name not in uses:
-            what = {"alpha": "takes one step of eps", "steps": "takes one step of eps", "decay": "has no momentum (decay is for lb, lb_trans, lb_mix)",
-                    "budget": "always projects onto the eps-ball"}[name]
+            adam = "optimises with Adam inside the eps-box"
+            cw = canonical_attack(method) == "cw"
+            what = {"alpha": adam if cw else "takes one step of eps", "steps": "takes one step of eps", "decay": "has no momentum (decay is for lb, lb_trans, lb_mix)",
+                    "budget": adam if cw else "always projects onto the eps-ball"}[name]
             return f"method {method} {what}"
         return None
     if name in _LANDMARK_ONLY or name in _MANIPULATOR_ONLY:
