@@ -36,7 +36,7 @@ def load_photos(spec: dict) -> list[tuple[str, np.ndarray]]:
 
     out = []
     if spec.get("celeba_test"):
-        te = load_celeba("test", size=89, limit=None)
+        te = load_celeba("test", size=89, root=DATA / "celeba")
         root = DATA / "celeba" / "img"
         for f in te.files[: spec["celeba_test"]]:
             img = cv2.imread(str(root / f))[:, :, ::-1]

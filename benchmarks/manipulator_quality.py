@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from _common import ROOT, environment
+from _common import DATA, ROOT, environment
 from faceshield.models import create_target
 from faceshield.models.manipulator import HAIR_DOMAINS
 from faceshield.models.zoo import load_attribute_classifier
@@ -38,7 +38,7 @@ def main() -> None:
     torch.manual_seed(0)
     g = create_target(args.model)
     clf, names = load_attribute_classifier()
-    te = load_celeba("test", size=g.size, limit=args.n)
+    te = load_celeba("test", size=g.size, limit=args.n, root=DATA / "celeba")
     x = to_tensor(te.images)
     own_p = torch.sigmoid(clf(x if g.size == clf.config.size else torch.nn.functional.interpolate(x, size=(clf.config.size,) * 2, mode="area")))
     rows, grid_cols = {}, []

@@ -5,9 +5,11 @@ Layers (each imports only from the ones below it)::
     cli | benchmark          user surface | the paper's tables from a YAML config (`faceshield bench`)
     pipeline | training      image / video in -> faces -> perturbation -> out (the "protect" layer),
                              evaluation incl. SSIM_W | training of the shipped landmark and swap models
-    deepfake                 the face-swap DeepFake maker used to measure protections
-    attacks                  optimisers (FGSM, I-FGSM, MI-FGSM, PGD, DI-MI-FGSM, mixed), losses, EOT
-    models                   registry of landmark extractors (MTCNN, dlib, ...)
+    deepfake                 the DeepFake makers used to measure protections: face swap, face editing
+    attacks                  optimisers (FGSM, I-FGSM, MI-FGSM, PGD, DI-MI-FGSM, mixed, C&W), losses
+                             (landmark, disruption of editors), EOT
+    models                   one registry of targets: landmark extractors (MTCNN, dlib, ...),
+                             manipulators (StarGAN, GANimation), DeepFake detectors (MesoNet, ours)
     faces                    crops, alignment, blending mask, colour transfer, smoothing, plausibility
     metrics | io | transforms | core
                              NME, SSIM, PSNR, L_inf | image and video reading/writing |
@@ -24,7 +26,11 @@ def __getattr__(name):  # lazy: keep `import faceshield` cheap
         from faceshield.pipeline import api
 
         return getattr(api, name)
-    if name in ("create_extractor", "list_extractors"):
+    if name == "manipulate":
+        from faceshield.deepfake import edit
+
+        return edit.manipulate
+    if name in ("create_extractor", "list_extractors", "create_target", "list_targets"):
         from faceshield.models import registry
 
         return getattr(registry, name)

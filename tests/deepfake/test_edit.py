@@ -121,3 +121,16 @@ def test_cw_stays_in_the_budget_and_distorts_the_edit(astronaut):
     assert l2 > 2 * max(_noise_l2(g, astronaut, 6, s) for s in range(2))
     with pytest.raises(ValueError, match="alpha: method cw optimises with Adam"):
         ProtectConfig(method="cw", alpha=2 / 255)
+
+
+def test_a_detector_target_makes_the_edits_of_the_protected_photo_look_fake(astronaut, data_root, monkeypatch):
+    """--targets stargan,meso4-df: the detector's real-logit on the edits joins the distortion, so
+    MesoNet calls the edits of the protected photo fake more often than after the distortion alone."""
+    monkeypatch.setenv("FACESHIELD_MESONET_DIR", str(data_root / "weights" / "mesonet"))
+    g = create_target("stargan")
+    base = dict(method="base2", eps=6 / 255, alpha=1 / 255, steps=10)
+    alone = protect_array(astronaut, ProtectConfig(targets=("stargan",), **base)).rgb
+    both = protect_array(astronaut, ProtectConfig(targets=("stargan", "meso4-df"), **base)).rgb
+    p_alone = measure_disruption(astronaut, alone, g, judges=["meso4-df"]).judges["meso4-df"]["protected_edit"]
+    p_both = measure_disruption(astronaut, both, g, judges=["meso4-df"]).judges["meso4-df"]["protected_edit"]
+    assert p_both < p_alone - 0.1, (p_both, p_alone)

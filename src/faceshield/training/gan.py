@@ -1,0 +1,93 @@
+"""What the two CelebA editors' training scripts share: seeding, batches, the WGAN-GP penalty,
+StarGAN's learning-rate schedule, checkpoint / resume, and the fp16 weights + sidecar they ship."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from faceshield.training.celeba import CelebA, digest
+
+
+def seed_everything(seed: int, threads: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Seed python, numpy and torch; return the numpy and torch generators the loop draws from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    return np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+
+
+def celeba_batch(imgs: np.ndarray, labels: np.ndarray, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random faces ``(n, 3, S, S)`` in [-1, 1] (half flipped horizontally) and their labels."""
+    idx = rng.integers(0, len(imgs), n)
+    x = imgs[idx].astype(np.float32) / 127.5 - 1.0
+    flip = rng.random(n) < 0.5
+    x[flip] = x[flip, :, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2), torch.from_numpy(labels[idx])
+
+
+def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): ``(||grad_x src(x_hat)|| - 1)^2`` on random interpolates."""
+    a = torch.rand(real.shape[0], 1, 1, 1, generator=gen)
+    x = (a * real + (1 - a) * fake).requires_grad_(True)
+    src, _ = d(x)
+    (g,) = torch.autograd.grad(src.sum(), x, create_graph=True)
+    return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def set_lr(optimisers, base: float, it: int, iters: int) -> None:
+    """StarGAN's schedule: constant, then linear decay to 0 over the second half."""
+    lr = base * min(1.0, 2.0 * (1 - (it - 1) / iters))
+    for o in optimisers:
+        for pg in o.param_groups:
+            pg["lr"] = lr
+
+
+class Checkpoint:
+    """``OUT.ckpt``: the generator, the critic, both optimisers and every random state, so that a
+    killed run resumes to the same result."""
+
+    def __init__(self, out: Path, G: nn.Module, D: nn.Module, og, od, rng: np.random.Generator, gen: torch.Generator) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = out.with_suffix(".ckpt")
+        self.G, self.D, self.og, self.od, self.rng, self.gen = G, D, og, od, rng, gen
+
+    def resume(self) -> tuple[int, list, float]:
+        """``(first iteration, history, seconds spent)``: ``(1, [], 0)`` without a checkpoint."""
+        if not self.path.is_file():
+            return 1, [], 0.0
+        st = torch.load(self.path, map_location="cpu", weights_only=False)  # our own checkpoint (it holds rng states)
+        self.G.load_state_dict(st["G"]), self.D.load_state_dict(st["D"]), self.og.load_state_dict(st["og"]), self.od.load_state_dict(st["od"])
+        self.rng.bit_generator.state = st["rng"]
+        self.gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch"])
+        print(f"resumed at iteration {st['step'] + 1}", flush=True)
+        return st["step"] + 1, st["history"], st["seconds"]
+
+    def save(self, step: int, history: list, seconds: float) -> None:
+        st = {"G": self.G.state_dict(), "D": self.D.state_dict(), "og": self.og.state_dict(), "od": self.od.state_dict(), "rng": self.rng.bit_generator.state,
+              "gen": self.gen.get_state(), "torch": torch.get_rng_state(), "step": step, "history": history, "seconds": seconds}
+        torch.save(st, self.path.with_suffix(".tmp"))
+        os.replace(self.path.with_suffix(".tmp"), self.path)
+
+
+def ship_generator(out: Path, G: nn.Module, meta: dict, ds: CelebA, threads: int, seconds: float, holdout: float) -> dict:
+    """Write ``G``'s fp16 state dict to ``out`` and the sidecar ``out.json`` (``meta`` + data digest,
+    seconds, machine); returns the sidecar."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in G.state_dict().items()}
+    torch.save(state, out.with_suffix(".tmp"))
+    os.replace(out.with_suffix(".tmp"), out)
+    meta = {**meta,
+            "data": {"split": "train", "images": len(ds), "digest": digest(ds), "holdout_identities": holdout},
+            "seconds": round(seconds, 1),
+            "machine": {"device": "cpu", "processor": platform.processor() or platform.machine(), "threads": threads, "torch": torch.__version__},
+            "dtype": "float16"}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
