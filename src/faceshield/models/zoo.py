@@ -105,6 +105,25 @@ for _v, _t in (("meso4_df", "Meso4 (DF)"), ("meso4_f2f", "Meso4 (F2F)"), ("mesoi
     _mesonet_entry(_v, _t)
 
 
+RESNET_SWAP_INFO = TargetInfo(
+    name="resnet-swap",
+    kind=TargetKind.DETECTOR,
+    weights="ours (faceshield.training.detector on real frames vs our face swaps, package data resnet_swap_detector.pt); $FACESHIELD_SWAP_DETECTOR",
+    description="ResNet-18-class DeepFake detector trained from scratch on our face swaps; has never seen an editor's output",
+    inputs="face crop resized to 128 px, RGB in [0, 1]; output: logit of real",
+)
+
+
+@register_target(RESNET_SWAP_INFO)
+def resnet_swap(weights: str | None = None) -> DeepfakeDetector:
+    from faceshield.models.resnet_detector import load_resnet_detector
+
+    path = resolve_weights("ResNet face-swap detector", path=weights, env="FACESHIELD_SWAP_DETECTOR", package_file="resnet_swap_detector.pt",
+                           hint="train it with `python -m faceshield.training.detector`")
+    net = load_resnet_detector(path)
+    return DeepfakeDetector(net, RESNET_SWAP_INFO, net.config.size)
+
+
 def load_attribute_classifier(weights: str | None = None):
     """The CelebA 40-attribute classifier (package data ``celeba_attr64.pt``) and its attribute
     names: ``(model in eval mode, names)``."""
