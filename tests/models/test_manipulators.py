@@ -52,7 +52,7 @@ def test_bad_checkpoints_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="wrong.ckpt.*StarGAN"):
         create_target("stargan", weights=str(bad), cached=False)
     other = tmp_path / "other.ckpt"
-    sd = StarGANGenerator(StarGANConfig(c_dim=7, residual=False, track_stats=True)).state_dict()
+    sd = StarGANGenerator(StarGANConfig(c_dim=7, output="tanh", track_stats=True)).state_dict()
     torch.save(sd, other)
     with pytest.raises(ValueError, match="other.ckpt.*7 conditions"):
         create_target("stargan", weights=str(other), cached=False)
@@ -62,12 +62,18 @@ def test_bad_checkpoints_name_the_file(tmp_path):
         create_target("stargan", weights=str(junk), cached=False)
 
 
-def test_residual_generator_starts_at_identity_and_critic_shapes():
-    cfg = StarGANConfig()
-    g = StarGANGenerator(cfg)
-    torch.nn.init.zeros_(g.main[-1].weight)  # the last layer predicts the change
+def test_generator_outputs_and_critic_shapes():
     x = torch.rand(2, 3, 64, 64) * 1.8 - 0.9
+    g = StarGANGenerator(StarGANConfig(output="residual"))
+    torch.nn.init.zeros_(g.main[-1].weight)  # the last layer predicts the change
     assert torch.allclose(g(x, torch.zeros(2, 5)), x, atol=1e-5)
+    cfg = StarGANConfig()  # attention: A x + (1 - A) C
+    g = StarGANGenerator(cfg)
+    with torch.no_grad():
+        g.main[-1].bias[3] = 50.0  # A = 1: the input itself
+    assert torch.allclose(g(x, torch.zeros(2, 5)), x, atol=1e-5)
+    with pytest.raises(ValueError, match="output: expected"):
+        StarGANGenerator(StarGANConfig(output="sigmoid"))
     src, cls = StarGANDiscriminator(cfg)(x)
     assert src.shape == (2, 1, 4, 4) and cls.shape == (2, 5)
 

@@ -10,9 +10,12 @@ Images are ``(B, 3, S, S)`` RGB in [-1, 1] (the reference's ``Normalize(0.5, 0.5
 ``c`` are ``(B, c_dim)`` in {0, 1} (hair colours one-hot, then Male, Young for the five CelebA
 domains).
 
-``residual=True`` (our trained models): the last layer predicts a change in the tanh-logit of the
-input, ``G(x, c) = tanh(atanh(x) + f(x, c))``, so the identity map is free from the first step and
-a short CPU training spends itself on the edit. The reference ends in a plain ``tanh``.
+``output`` says how the last layer makes the image: ``"tanh"`` is the reference (a plain ``tanh``;
+our shipped model too); ``"attention"`` predicts a colour image ``C`` (tanh) and an attention mask
+``A`` (sigmoid) and returns ``A * x + (1 - A) * C``, as GANimation does; ``"residual"`` predicts a
+change of the input's tanh-logit, ``tanh(atanh(x) + f)``. Both were meant to make identity free
+for a short CPU training; both stayed at the identity map in short runs (see
+:mod:`faceshield.training.stargan`), so the shipped model uses the reference's output.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ class StarGANConfig:
     c_dim: int = 5
     conv_dim: int = 32
     repeat_num: int = 3
-    residual: bool = True
+    output: str = "tanh"  # "tanh" (the reference), "attention" or "residual"
     track_stats: bool = False  # the reference's InstanceNorm2d(track_running_stats=True)
     d_conv_dim: int = 32
     d_repeat_num: int = 4
@@ -78,17 +81,34 @@ class StarGANGenerator(nn.Module):
         for _ in range(2):
             layers += [nn.ConvTranspose2d(d, d // 2, 4, 2, 1, bias=False), _norm(d // 2, t), nn.ReLU(inplace=True)]
             d //= 2
-        layers.append(nn.Conv2d(d, 3, 7, 1, 3, bias=False))
-        if not cfg.residual:
+        if cfg.output not in ("tanh", "attention", "residual"):
+            raise ValueError(f"output: expected 'tanh', 'attention' or 'residual', got {cfg.output!r}")
+        if cfg.output == "attention":
+            layers.append(nn.Conv2d(d, 4, 7, 1, 3, bias=True))  # colour (3) + attention (1)
+        else:
+            layers.append(nn.Conv2d(d, 3, 7, 1, 3, bias=False))
+        if cfg.output == "tanh":
             layers.append(nn.Tanh())
         self.main = nn.Sequential(*layers)
+        if cfg.output == "attention":
+            with torch.no_grad():  # start with A ~ 0.73: mostly the input, some colour
+                self.main[-1].bias.zero_()
+                self.main[-1].bias[3] = 1.0
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.edit(x, c)[0]
+
+    def edit(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(G(x, c), A)``: the edit and, for ``output="attention"``, its mask ``(B, 1, S, S)`` in
+        [0, 1] (1 = the input kept); None otherwise."""
         cm = c.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
         out = self.main(torch.cat([x, cm], 1))
-        if self.config.residual:
-            return torch.tanh(torch.atanh(x.clamp(-0.995, 0.995)) + out)
-        return out
+        if self.config.output == "attention":
+            a = torch.sigmoid(out[:, 3:])
+            return a * x + (1 - a) * torch.tanh(out[:, :3]), a
+        if self.config.output == "residual":
+            return torch.tanh(torch.atanh(x.clamp(-0.995, 0.995)) + out), None
+        return out, None
 
 
 class StarGANDiscriminator(nn.Module):
@@ -112,7 +132,7 @@ class StarGANDiscriminator(nn.Module):
 
 
 # The official CelebA release (yunjey/stargan, ``stargan_celeba_128/models/200000-G.ckpt``).
-OFFICIAL_CELEBA_128 = StarGANConfig(size=128, c_dim=5, conv_dim=64, repeat_num=6, residual=False, track_stats=True)
+OFFICIAL_CELEBA_128 = StarGANConfig(size=128, c_dim=5, conv_dim=64, repeat_num=6, output="tanh", track_stats=True)
 
 
 def official_config(state: dict) -> StarGANConfig:
@@ -127,4 +147,4 @@ def official_config(state: dict) -> StarGANConfig:
     conv_dim, c_dim = int(w0.shape[0]), int(w0.shape[1]) - 3
     repeat = len({k.split(".")[1] for k in state if k.startswith("main.") and ".main." in k})
     track = "main.1.running_mean" in state
-    return StarGANConfig(size=128, c_dim=c_dim, conv_dim=conv_dim, repeat_num=repeat, residual=False, track_stats=track)
+    return StarGANConfig(size=128, c_dim=c_dim, conv_dim=conv_dim, repeat_num=repeat, output="tanh", track_stats=track)

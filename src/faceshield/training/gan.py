@@ -42,6 +42,11 @@ def gradient_penalty(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: 
     return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def total_variation(a: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of horizontally and vertically neighbouring pixels of ``(B, C, H, W)``."""
+    return (a[:, :, :, 1:] - a[:, :, :, :-1]).abs().mean() + (a[:, :, 1:] - a[:, :, :-1]).abs().mean()
+
+
 def set_lr(optimisers, base: float, it: int, iters: int) -> None:
     """StarGAN's schedule: constant, then linear decay to 0 over the second half."""
     lr = base * min(1.0, 2.0 * (1 - (it - 1) / iters))

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from faceshield.models.ganimation import GANimationConfig, GANimationDiscriminator, GANimationGenerator
 from faceshield.training.celeba import EXPRESSION_AUS, load_celeba
-from faceshield.training.gan import Checkpoint, celeba_batch, gradient_penalty, seed_everything, set_lr, ship_generator
+from faceshield.training.gan import Checkpoint, celeba_batch, gradient_penalty, seed_everything, set_lr, ship_generator, total_variation
 
 
 @dataclass
@@ -80,11 +80,6 @@ def target_conditions(c_org: torch.Tensor, gen: torch.Generator, noise: float = 
     """The batch's conditions permuted, plus uniform noise in [-noise, noise], clipped to [0, 1]."""
     c = c_org[torch.randperm(c_org.shape[0], generator=gen)]
     return (c + (torch.rand(c.shape, generator=gen) * 2 - 1) * noise).clamp(0.0, 1.0)
-
-
-def total_variation(a: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of horizontally and vertically neighbouring pixels of ``(B, C, H, W)``."""
-    return (a[:, :, :, 1:] - a[:, :, :, :-1]).abs().mean() + (a[:, :, 1:] - a[:, :, :-1]).abs().mean()
 
 
 def _blend(G: GANimationGenerator, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
