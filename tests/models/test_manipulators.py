@@ -67,7 +67,7 @@ def test_generator_outputs_and_critic_shapes():
     g = StarGANGenerator(StarGANConfig(output="residual"))
     torch.nn.init.zeros_(g.main[-1].weight)  # the last layer predicts the change
     assert torch.allclose(g(x, torch.zeros(2, 5)), x, atol=1e-5)
-    cfg = StarGANConfig()  # attention: A x + (1 - A) C
+    cfg = StarGANConfig(output="attention")  # A x + (1 - A) C
     g = StarGANGenerator(cfg)
     with torch.no_grad():
         g.main[-1].bias[3] = 50.0  # A = 1: the input itself
