@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "disruption")
     args = ap.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
+    os.environ.setdefault("FACESHIELD_MESONET_DIR", str(DATA / "weights" / "mesonet"))  # the authors' files, never shipped
     photos = load_photos(cfg["images"])
     manips = {n: create_target(n) for n in cfg["manipulators"]}
     judges = list(cfg.get("judges", []))
