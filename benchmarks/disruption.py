@@ -66,6 +66,8 @@ def main() -> None:
     args = ap.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
     os.environ.setdefault("FACESHIELD_MESONET_DIR", str(DATA / "weights" / "mesonet"))  # the authors' files, never shipped
+    for a in cfg["attacks"]:  # every row's settings checked before the long run
+        ProtectConfig.from_user({k: v for k, v in a.items() if k != "name"} | {"targets": list(cfg["manipulators"][:1])})
     photos = load_photos(cfg["images"])
     manips = {n: create_target(n) for n in cfg["manipulators"]}
     judges = list(cfg.get("judges", []))
