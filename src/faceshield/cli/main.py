@@ -353,9 +353,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
     for c in ("name", "kind", "inputs", "weights"):
         t.add_column(c)
     for i in infos:
-        kind = i.kind.value if i.family == "landmark" and i.kind.value == "black-box" else (f"landmark: {i.kind.value}" if i.family == "landmark" else i.kind.value)
-        if i.family == "landmark" and i.kind.value == "black-box":
-            kind = "landmark: black-box"
+        kind = f"landmark: {i.kind.value}" if i.family == "landmark" else i.kind.value
         if getattr(i, "same_network_as", None):
             kind += f" (same network as {i.same_network_as})"
         inputs = i.inputs + (f"; domains: {', '.join(i.domains)}" if getattr(i, "domains", ()) else "")
