@@ -55,8 +55,6 @@ class EditFace:
 def attribute_probs(crops01: torch.Tensor) -> list[dict[str, float]]:
     """Attribute probabilities ``{name: p}`` of ``(N, 3, S, S)`` face crops in [0, 1] (CelebA
     classifier, at its own size)."""
-    from faceshield.models.zoo import load_attribute_classifier
-
     clf, names = _classifier()
     size = clf.config.size
     x = crops01 if crops01.shape[-1] == size else torch.nn.functional.interpolate(crops01, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -212,7 +210,7 @@ def measure_disruption(clean: np.ndarray, protected: np.ndarray, model: str | Ma
         crop_a, crop_b = warp_crops(xa, mats, g.size, idx), warp_crops(xb, mats, g.size, idx)
         for d in doms:
             c = torch.stack([g.condition(d, f.attrs) for f in found])  # conditions from the clean faces, as Ruiz et al.
-            ea, eb = edit_crops(g, xa, mats, c, idx), edit_crops(g, xb, mats, c, idx)
+            ea, eb = g(crop_a * 2 - 1, c), g(crop_b * 2 - 1, c)
             per = (ea - eb).pow(2).flatten(1).mean(1)
             each += per.tolist()
             l2[d] = float(per.mean())

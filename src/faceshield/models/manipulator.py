@@ -61,9 +61,17 @@ class TargetInfo:
         return d
 
 
+def frozen(net: nn.Module) -> nn.Module:
+    """``net`` in eval mode with gradients off for its parameters (a target is never trained)."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
 class Manipulator(nn.Module):
-    """Base of face editors. Subclasses set ``info``, ``size`` and implement :meth:`edit` and
-    :meth:`condition`.
+    """Base of face editors: a frozen generator ``g`` with its ``info`` and crop ``size``;
+    subclasses implement :meth:`condition`.
 
     ``forward(x, c) = edit(x, c)``: ``x`` ``(B, 3, S, S)`` RGB in [-1, 1], ``c`` ``(B, c_dim)``,
     returns ``(B, 3, S, S)`` in [-1, 1], differentiable w.r.t. ``x``.
@@ -89,9 +97,13 @@ class Manipulator(nn.Module):
     def differentiable(self) -> bool:
         return True
 
-    @abstractmethod
+    def __init__(self, generator: nn.Module, info: TargetInfo, size: int) -> None:
+        super().__init__()
+        self.g = frozen(generator)
+        self.info, self.size = info, int(size)
+
     def edit(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        ...
+        return self.g(x, c)
 
     @abstractmethod
     def condition(self, domain: str, attrs: dict[str, float]) -> torch.Tensor:
@@ -122,16 +134,6 @@ class StarGANEditor(Manipulator):
 
     HAIR = HAIR_DOMAINS
 
-    def __init__(self, generator: nn.Module, info: TargetInfo, size: int) -> None:
-        super().__init__()
-        self.g = generator.eval()
-        for p in self.g.parameters():
-            p.requires_grad_(False)
-        self.info, self.size = info, int(size)
-
-    def edit(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.g(x, c)
-
     def condition(self, domain: str, attrs: dict[str, float]) -> torch.Tensor:
         self.check_domain(domain)
         own = {d: float(attrs.get(d, 0.0) > 0.5) for d in self.domains}
@@ -147,16 +149,6 @@ class GANimationEditor(Manipulator):
     ``Mouth_Slightly_Open`` as intensities in [0, 1]); editing towards a domain flips that
     condition (0 -> 1 when the face does not show it, 1 -> 0 when it does) and keeps the other at
     the face's own probability."""
-
-    def __init__(self, generator: nn.Module, info: TargetInfo, size: int) -> None:
-        super().__init__()
-        self.g = generator.eval()
-        for p in self.g.parameters():
-            p.requires_grad_(False)
-        self.info, self.size = info, int(size)
-
-    def edit(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.g(x, c)
 
     def condition(self, domain: str, attrs: dict[str, float]) -> torch.Tensor:
         self.check_domain(domain)
@@ -189,9 +181,7 @@ class DeepfakeDetector(nn.Module):
 
     def __init__(self, net: nn.Module, info: TargetInfo, size: int) -> None:
         super().__init__()
-        self.net = net.eval()
-        for p in self.net.parameters():
-            p.requires_grad_(False)
+        self.net = frozen(net)
         self.info, self.size = info, int(size)
 
     @property

@@ -32,6 +32,18 @@ def _sidecar(path: Path) -> dict | None:
     return json.loads(side.read_text()) if side.is_file() else None
 
 
+def _load_strict(net, sd: dict, path: Path, what: str, expect: str):
+    """``net`` with the state dict ``sd`` of ``path`` loaded strictly; a mismatch is a ValueError
+    naming the file, the first mismatch and what was expected."""
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        lines = str(e).splitlines()
+        first = lines[1].strip() if len(lines) > 1 else str(e)
+        raise ValueError(f"{path}: does not fit the {what} ({first}); expected {expect}") from None
+    return net
+
+
 @register_target(STARGAN_INFO)
 def stargan(weights: str | None = None) -> StarGANEditor:
     from faceshield.models.stargan import StarGANConfig, StarGANGenerator, official_config
@@ -47,12 +59,7 @@ def stargan(weights: str | None = None) -> StarGANEditor:
         raise ValueError(f"{path}: {e}; expected {expect}") from None
     if cfg.c_dim != len(STARGAN_DOMAINS):
         raise ValueError(f"{path}: a StarGAN generator with {cfg.c_dim} conditions; expected {len(STARGAN_DOMAINS)} (the CelebA domains {', '.join(STARGAN_DOMAINS)})")
-    g = StarGANGenerator(cfg)
-    try:
-        g.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise ValueError(f"{path}: does not fit the StarGAN generator ({first}); expected {expect}") from None
+    g = _load_strict(StarGANGenerator(cfg), sd, path, "StarGAN generator", expect)
     return StarGANEditor(g, STARGAN_INFO, cfg.size)
 
 
@@ -77,12 +84,8 @@ def ganimation(weights: str | None = None) -> GANimationEditor:
     meta = _sidecar(path)
     if not meta or "model" not in meta:
         raise ValueError(f"{path}: the .json sidecar with the model configuration is missing; expected {expect}")
-    g = GANimationGenerator(GANimationConfig(**meta["model"]))
-    try:
-        g.load_state_dict(sd, strict=True)
-    except RuntimeError:
-        raise ValueError(f"{path}: does not fit the GANimation-class generator; expected {expect}") from None
-    return GANimationEditor(g, GANIMATION_INFO, g.config.size if hasattr(g, "config") else meta["model"]["size"])
+    g = _load_strict(GANimationGenerator(GANimationConfig(**meta["model"])), sd, path, "GANimation-class generator", expect)
+    return GANimationEditor(g, GANIMATION_INFO, g.config.size)
 
 
 def _mesonet_entry(variant: str, title: str) -> None:
@@ -133,10 +136,7 @@ def load_attribute_classifier(weights: str | None = None):
     path = resolve_weights("CelebA attribute classifier", path=weights, env="FACESHIELD_ATTR_CLASSIFIER", package_file="celeba_attr64.pt",
                            hint="train it with `python -m faceshield.training.classifier`")
     meta = _sidecar(path) or {}
-    model = AttributeClassifier(ClassifierConfig(**meta.get("model", {})))
     sd = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError:
-        raise ValueError(f"{path}: does not fit the attribute classifier; expected a state dict written by faceshield.training.classifier") from None
+    model = _load_strict(AttributeClassifier(ClassifierConfig(**meta.get("model", {}))), sd, path, "attribute classifier",
+                         "a state dict written by faceshield.training.classifier")
     return model.eval(), list(meta.get("attributes", []))
