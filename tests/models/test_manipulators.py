@@ -14,13 +14,13 @@ from faceshield.models.stargan import OFFICIAL_CELEBA_128, StarGANConfig, StarGA
 
 def test_registry_lists_every_family():
     fams = {target_info(n).family for n in list_targets()}
-    assert fams == {"landmark", "manipulator", "detector"}
+    assert fams == {"landmark", "manipulator", "detector", "generator"}
     assert "stargan" in list_targets(family="manipulator")
     assert set(list_targets(family="detector")) >= {"meso4-df", "mesoinception-f2f"}
     assert target_info("stargan").domains == STARGAN_DOMAINS
     for n in list_targets():
         d = target_info(n).to_dict()
-        assert d["name"] == n and d["family"] in ("landmark", "manipulator", "detector") and d["kind"]
+        assert d["name"] == n and d["family"] in ("landmark", "manipulator", "detector", "generator") and d["kind"]
         json.dumps(d)
 
 

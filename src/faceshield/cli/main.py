@@ -29,7 +29,9 @@ err = Console(stderr=True)
 
 METHOD_HELP = ("lb = MI-FGSM (Landmark Breaker), base1 = FGSM, base2 = I-FGSM, pgd = PGD with random start, "
                "lb_trans = LB with input diversity (random resize + padding), lb_mix = alternating Base2 / LB steps, "
-               "cw = Carlini-Wagner objective with Adam inside the eps-box (seed 004's second attack).")
+               "cw = Carlini-Wagner objective with Adam inside the eps-box (seed 004's second attack); "
+               "generator = a trained perturbation generator, one forward pass per face (generator:NAME picks one of `faceshield models`; "
+               "it takes only --eps up to its own budget, --mask, --mask-scale, --jnd, --chroma, --detector).")
 
 
 @app.callback()
@@ -116,10 +118,17 @@ def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, eval
     if show_table:
         for r in results:
             if r.ok and r.evaluation:
-                print_evaluation(r.evaluation, title=f"{r.input.name}: {config.method}, eps={config.eps * 255:g}/255, targets={','.join(config.targets)}")
+                print_evaluation(r.evaluation, title=_title(r, config))
     ok = sum(r.ok for r in results)
     err.print(f"{ok} protected, {failures} failed")
     return 1 if failures else 0
+
+
+def _title(r, config) -> str:
+    """``photo.png: lb, eps=15/255, targets=mtcnn`` (a generator: its own eps, no targets)."""
+    s = r.report["settings"] if r.report else config.to_dict()
+    what = f"targets={','.join(s['targets'])}" if "targets" in s else "one forward pass"
+    return f"{r.input.name}: {s['method']}, eps={s['eps_levels']:g}/255, {what}"
 
 
 class _FramesPerSecond(ProgressColumn):
@@ -339,8 +348,9 @@ def _demo_swap(clean: Path, protected: Path, sheet: Path) -> None:
 
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list (name, family, kind, inputs, weights ...) for scripts.")] = False) -> None:
-    """List every target: landmark extractors (heat-map / regression / black-box), manipulators and
-    DeepFake detectors, with what they take and where their weights come from."""
+    """List every model: the targets (landmark extractors: heat-map / regression / black-box;
+    manipulators; DeepFake detectors) and the perturbation generators that protect in one forward
+    pass (with what they were trained against), with what they take and where their weights come from."""
     import json
 
     from faceshield.models import list_targets, target_info
@@ -357,8 +367,21 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
         if getattr(i, "same_network_as", None):
             kind += f" (same network as {i.same_network_as})"
         inputs = i.inputs + (f"; domains: {', '.join(i.domains)}" if getattr(i, "domains", ()) else "")
+        if getattr(i, "trained_against", ()):
+            kind += f" (trained against {', '.join(i.trained_against)}; --method generator:{i.name})"
         t.add_row(i.name, kind, inputs, i.weights)
     out.print(t)
+
+
+@app.command("train-disrupter", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def train_disrupter(ctx: typer.Context) -> None:
+    """Train a DeepFake Disrupter perturbation generator on CelebA (seed 002, Eq. 7); every option
+    is that of `python -m faceshield.training.disrupter` (see `faceshield train-disrupter --help`).
+    Needs the CelebA data ($FACESHIELD_DATA or ../shared/data) and, for the detector in the loss,
+    the MesoNet files ($FACESHIELD_MESONET_DIR)."""
+    from faceshield.training.disrupter import main as train_main
+
+    train_main(list(ctx.args), prog="faceshield train-disrupter")
 
 
 @app.command("manipulate")

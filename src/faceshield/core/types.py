@@ -20,10 +20,11 @@ class ExtractorKind(str, Enum):
 
 
 class TargetKind(str, Enum):
-    """Targets that are not landmark extractors (those are :class:`ExtractorKind`)."""
+    """Models of the registry that are not landmark extractors (those are :class:`ExtractorKind`)."""
 
     MANIPULATOR = "manipulator"  # a face editor G(x, c): attacked by disrupting its output (Ruiz et al.)
     DETECTOR = "detector"  # a DeepFake detector: scores faces real / fake
+    GENERATOR = "generator"  # a trained perturbation generator: protects in one forward pass; never a target
 
     @property
     def family(self) -> str:

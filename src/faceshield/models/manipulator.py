@@ -40,6 +40,7 @@ class TargetInfo:
         name: registry name; kind: :class:`TargetKind`; weights: where the weights come from, in words.
         inputs: what the network takes, in words (crop size, range, conditions).
         domains: a manipulator's named conditions (``--domain``); empty for detectors.
+        trained_against: a perturbation generator's targets (the models in its training loss).
     """
 
     name: str
@@ -48,6 +49,7 @@ class TargetInfo:
     description: str = ""
     inputs: str = ""
     domains: tuple[str, ...] = field(default=())
+    trained_against: tuple[str, ...] = field(default=())
 
     @property
     def family(self) -> str:
@@ -58,6 +60,7 @@ class TargetInfo:
         d["kind"] = self.kind.value
         d["family"] = self.family
         d["domains"] = list(self.domains)
+        d["trained_against"] = list(self.trained_against)
         return d
 
 

@@ -1,5 +1,6 @@
-"""One registry for every model faceshield can attack or evaluate with (timm-style): landmark
-extractors, manipulators (face editors) and DeepFake detectors.
+"""One registry for every model faceshield can attack, evaluate or protect with (timm-style):
+landmark extractors, manipulators (face editors), DeepFake detectors, and the perturbation
+generators that protect in one forward pass (listed, never attacked: ``--method generator:NAME``).
 
     >>> from faceshield.models import create_extractor, list_extractors, list_targets
     >>> list_extractors()            # doctest: +SKIP
@@ -18,7 +19,7 @@ from faceshield.core.types import ExtractorKind
 from faceshield.models.base import ExtractorInfo, LandmarkExtractor
 from faceshield.models.manipulator import TargetInfo
 
-FAMILIES = ("landmark", "manipulator", "detector")
+FAMILIES = ("landmark", "manipulator", "detector", "generator")
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,13 @@ register_target = register_extractor
 
 def list_targets(pattern: str = "*", *, family: str | None = None, white_box: bool = False) -> list[str]:
     """Names of every registered model matching a glob ``pattern``, optionally of one ``family``
-    (``landmark``, ``manipulator``, ``detector``); ``white_box``: only those an attack can
-    differentiate (not black-box landmark extractors)."""
+    (``landmark``, ``manipulator``, ``detector``, ``generator``); ``white_box``: only those an
+    attack can differentiate (not black-box landmark extractors, not generators)."""
     _load_builtin()
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family: expected one of {', '.join(FAMILIES)}, got {family!r}")
     return sorted(n for n, e in _EXTRACTORS.items() if fnmatch.fnmatch(n, pattern) and (family is None or e.info.kind.family == family)
-                  and not (white_box and e.info.kind is ExtractorKind.BLACKBOX))
+                  and not (white_box and (e.info.kind is ExtractorKind.BLACKBOX or e.info.kind.family == "generator")))
 
 
 def list_extractors(pattern: str = "*", *, white_box: bool = False) -> list[str]:

@@ -140,3 +140,51 @@ def load_attribute_classifier(weights: str | None = None):
     model = _load_strict(AttributeClassifier(ClassifierConfig(**meta.get("model", {}))), sd, path, "attribute classifier",
                          "a state dict written by faceshield.training.classifier")
     return model.eval(), list(meta.get("attributes", []))
+
+
+def load_perturbation_generator(path, info: TargetInfo):
+    """A :class:`~faceshield.models.perturber.PerturbationGenerator` from a state dict written by
+    :mod:`faceshield.training.disrupter` and its ``.json`` sidecar (architecture, budget, record).
+
+    Raises:
+        ValueError: no sidecar, or a state dict that does not fit it (naming the file).
+    """
+    from faceshield.models.perturber import PerturbationGenerator, PerturbationNet, PerturberConfig
+
+    path = Path(path)
+    expect = "a perturbation generator state dict written by faceshield.training.disrupter, with its .json sidecar"
+    sd = load_generator_state(path, expect)
+    meta = _sidecar(path)
+    if not meta or "model" not in meta or "eps_levels" not in meta:
+        raise ValueError(f"{path}: the .json sidecar with the model configuration and its eps_levels is missing; expected {expect}")
+    try:
+        cfg = PerturberConfig(**meta["model"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}; expected {expect}") from None
+    net = _load_strict(PerturbationNet(cfg), sd, path, "perturbation generator", expect)
+    return PerturbationGenerator(net, info, float(meta["eps_levels"]) / 255.0, meta)
+
+
+#: the registry entries of the generators, by name.
+GENERATOR_INFOS: dict[str, TargetInfo] = {}
+
+
+def _generator_entry(name: str, package_file: str, env: str, trained_against: tuple[str, ...], description: str, script: str) -> None:
+    info = GENERATOR_INFOS[name] = TargetInfo(
+        name=name,
+        kind=TargetKind.GENERATOR,
+        weights=f"ours ({script} on CelebA, package data {package_file}); ${env}",
+        description=description,
+        inputs="aligned CelebA crop, 64 px, RGB in [0, 1]; output: a perturbation within its eps (one forward pass)",
+        trained_against=trained_against,
+    )
+
+    @register_target(info)
+    def factory(weights: str | None = None):
+        path = resolve_weights(f"{name} perturbation generator", path=weights, env=env, package_file=package_file, hint=f"train it with `python -m {script}`")
+        return load_perturbation_generator(path, info)
+
+
+_generator_entry("disrupter-stargan", "disrupter_stargan64.pt", "FACESHIELD_DISRUPTER", ("stargan", "meso4-df"),
+                 "DeepFake Disrupter (seed 002, Eq. 7): distorts StarGAN's edits of the protected face for every domain, makes the edits "
+                 "look fake to Meso4 (DF) and the protected face real", "faceshield.training.disrupter")

@@ -27,6 +27,7 @@ from faceshield.io import LoadedImage, list_images, read_image, write_image_atom
 from faceshield.io.video import VIDEO_MUXERS, probe_video, same_file
 from faceshield.models import LandmarkExtractor, create_extractor, create_target, list_extractors
 from faceshield.pipeline.evaluate import Evaluation, evaluate_pair
+from faceshield.pipeline.config import generator_name
 from faceshield.pipeline.image import ProtectConfig, protect_array
 from faceshield.pipeline.video import VideoSummary, protect_video
 
@@ -110,7 +111,7 @@ def protect(
         if on_item:
             on_item(r)
     output = Path(output)
-    targets = {n: create_target(n) for n in config.targets}
+    targets = {} if generator_name(config.method) else {n: create_target(n) for n in config.targets}
     evaluators, eval_notes = available_extractors(evaluate_with)
     for src, dst in output_paths(images, output).items():
         res = _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, max_pixels)
@@ -141,7 +142,7 @@ def _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, m
                 "output": str(written),
                 "size": [int(img.rgb.shape[1]), int(img.rgb.shape[0])],
                 "input_notes": img.notes,
-                "settings": config.to_dict(),
+                "settings": (result.config or config).to_dict(),
                 "faces": {n: [f.to_dict() for f in fs] for n, fs in result.faces.items()},
                 "loss": {"start": result.loss_start, "end": result.loss_end},
                 "seconds": round(seconds, 3),

@@ -29,8 +29,26 @@ LEVELS = 255  # 8-bit levels per [0, 1] unit
 
 def _choices_method() -> list[str]:
     from faceshield.attacks import ALIASES, ATTACKS
+    from faceshield.models import list_targets
 
-    return [*ALIASES, *(k for k in sorted(ATTACKS) if k not in ALIASES)]  # the paper's names first
+    gens = [f"generator:{n}" for n in list_targets(family="generator")]
+    return [*ALIASES, *(k for k in sorted(ATTACKS) if k not in ALIASES), *(["generator", *gens] if gens else [])]  # the paper's names first
+
+
+#: the generator ``--method generator`` stands for.
+DEFAULT_GENERATOR = "disrupter-stargan"
+#: the settings a perturbation generator honours at protection time (one forward pass: no loss,
+#: steps or step size; ``eps`` at most the budget it was trained for scales its output).
+GENERATOR_SETTINGS = ("method", "eps", "mask", "mask_scale", "jnd", "chroma", "detector", "seed")
+
+
+def generator_name(method: str) -> str | None:
+    """The generator a method names (``generator`` -> :data:`DEFAULT_GENERATOR`,
+    ``generator:NAME`` -> ``NAME``), None for an iterative attack."""
+    m = str(method).strip().lower()
+    if m == "generator":
+        return DEFAULT_GENERATOR
+    return m.split(":", 1)[1] if m.startswith("generator:") else None
 
 
 def _choices_budget() -> tuple[str, ...]:
@@ -145,6 +163,8 @@ def _check_targets(names: tuple[str, ...], where: str) -> tuple[str, ...]:
     for n in names:
         if n not in known:
             raise ValueError(f"{where}: unknown target {n!r}; expected white-box ones among {', '.join(white)}")
+        if n not in white and target_info(n).family == "generator":
+            raise ValueError(f"{where}: {n!r} is a perturbation generator: it protects, it is not attacked; use method generator:{n}")
         if n not in white:
             raise ValueError(f"{where}: {n!r} is a black-box extractor: it cannot be attacked, only evaluated (transfer); white-box ones: {', '.join(white)}")
     if len(set(names)) != len(names):
@@ -198,7 +218,9 @@ class ProtectConfig:
     Attributes:
         method: ``lb`` (MI-FGSM, Landmark Breaker), ``base1`` (FGSM), ``base2`` (I-FGSM), ``pgd``,
             ``lb_trans`` (MI-FGSM with input diversity), ``lb_mix`` (alternating Base2 / LB), ``cw``
-            (Carlini-Wagner objective with Adam inside the eps-box).
+            (Carlini-Wagner objective with Adam inside the eps-box); ``generator`` or
+            ``generator:NAME``: a trained perturbation generator, one forward pass (it honours only
+            :data:`GENERATOR_SETTINGS`; ``eps`` at most its trained budget scales its output).
         targets: white-box extractors attacked together (their losses are summed).
         eps: L_inf budget, 1/255..1 (Landmark Breaker: 15/255).
         alpha: step size (1/255); not for ``base1``, whose one step is ``eps``.
@@ -241,8 +263,9 @@ class ProtectConfig:
             :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
         nme_cap: regression targets only (MTCNN, FaceMesh): count each attacked box's landmark
             displacement up to this NME (0 = off).
-        detector: manipulator targets only: the landmark extractor that finds and aligns the faces
-            a manipulator edits (the forger's face detector; ``mtcnn``).
+        detector: manipulator targets and generators only: the landmark extractor that finds and
+            aligns the faces a manipulator edits (the forger's face detector; ``mtcnn``), or that a
+            generator's crops are taken from.
         domains: manipulator targets only: the conditions disrupted (empty = all of each
             manipulator's domains, Ruiz et al.'s class-transferable attack).
         domain_mode: manipulator targets only: ``all`` sums the disruption over the domains every
@@ -421,6 +444,12 @@ def unused_setting(name: str, *, method: str = "lb", targets: Sequence[str] = ("
 def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], mask: str) -> str | None:
     from faceshield.attacks import attack_settings, canonical_attack
 
+    if generator_name(method) is not None:
+        if name == "mask_scale" and mask == "none":
+            return "it enlarges the face mask, and mask is none"
+        if name not in GENERATOR_SETTINGS:
+            return f"method {method} is a trained perturbation generator (one forward pass, its targets fixed by training); it has no {name}"
+        return None
     if name in _OPTIMISER:
         try:
             uses = attack_settings(method)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from faceshield.metrics import box_mask
 from faceshield.attacks.disruption import DisruptionLoss
 from faceshield.deepfake.edit import EditFace, find_faces
 from faceshield.models import DeepfakeDetector, LandmarkExtractor, Manipulator, create_extractor, create_target
-from faceshield.pipeline.config import MASK_MODES, PRESETS, ProtectConfig
+from faceshield.pipeline.config import MASK_MODES, PRESETS, ProtectConfig, generator_name
 
 __all__ = ["MASK_MODES", "PRESETS", "ProtectConfig", "ProtectedImage", "build_loss", "protect_array"]
 
@@ -30,14 +30,18 @@ class ProtectedImage:
         rgb: ``(H, W, 3)`` uint8 protected image.
         faces: per target extractor, the faces it found on the clean image (and were protected).
         loss_start, loss_end: summed per-image loss before the first and after the last step (with
-            EOT: the objective's estimate from that iteration's draws).
+            EOT: the objective's estimate from that iteration's draws); None for a generator,
+            which optimises no loss.
+        face_boxes: the boxes of every face protected.
+        config: the settings as run (a generator's default ``eps`` replaced by its own budget).
     """
 
     rgb: np.ndarray
     faces: dict[str, list[Face]]
-    loss_start: float
-    loss_end: float
+    loss_start: float | None
+    loss_end: float | None
     face_boxes: list[np.ndarray] = field(default_factory=list)
+    config: ProtectConfig | None = None
 
 
 def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig, canvas=None):
@@ -92,6 +96,50 @@ def _work_region(shape: tuple[int, int], boxes: Sequence[np.ndarray], margin: fl
     return x0, y0, min(w, hi[0]), min(h, hi[1])
 
 
+def _budget_mask(sub: torch.Tensor, boxes: Sequence[np.ndarray], config: ProtectConfig) -> torch.Tensor | None:
+    """The per-pixel budget ``(1, 1 | 3, h, w)`` in [0, 1] of the region ``sub`` ``(1, 3, h, w)``:
+    the face mask of ``boxes`` (region pixels) times the texture / JND budgets (None: no limit)."""
+    mask = None
+    if config.mask == "face":
+        mask = torch.from_numpy(box_mask(sub.shape[-2:], boxes, scale=config.mask_scale))[None, None].float()
+    if config.perceptual:
+        w = texture_budget(sub)
+        mask = w if mask is None else mask * w
+    if config.jnd:
+        w = jnd_budget(sub, config.eps)
+        mask = w if mask is None else mask * w
+    return mask
+
+
+def _protect_with_generator(rgb: np.ndarray, config: ProtectConfig, given: dict[str, list[Face]]) -> ProtectedImage:
+    """:func:`protect_array` with a trained generator: one forward pass per face crop, aligned by
+    ``config.detector``'s five points (:class:`~faceshield.generators.GeneratorPerturber`)."""
+    from faceshield.deepfake.edit import crop_matrix, five_points
+    from faceshield.generators import GeneratorPerturber, create_generator
+
+    name = generator_name(config.method)
+    g = create_generator(name)
+    det = config.detector
+    found = list(given[det]) if det in given else create_extractor(det).detect(rgb)
+    if not found:
+        raise NoFaceError(f"no face found by {det}")
+    mats = np.stack([crop_matrix(five_points(f), g.size, g.template) for f in found]).astype(np.float64)
+    boxes = [f.box for f in found] + [crop_extent(m, g.size) for m in mats]
+    x0, y0, x1, y1 = _work_region(rgb.shape[:2], boxes, margin=0.0)
+    o = np.array([x0, y0], dtype=np.float64)
+    mats[:, :, 2] += mats[:, :, :2] @ o  # crop = M p_photo, p_photo = p_region + origin
+    offset = np.array([x0, y0, x0, y0], dtype=np.float64)
+    sub = to_tensor(rgb[y0:y1, x0:x1])
+    eps = None if config.eps == ProtectConfig.eps else config.eps  # the default: the generator's own budget
+    perturber = GeneratorPerturber(g, mats, eps=eps, chroma=0.0 if is_grey(rgb) else config.chroma)
+    config = replace(config, eps=perturber.eps)  # as run (the JND budget is relative to it)
+    adv = perturber(sub, _budget_mask(sub, [f.box - offset for f in found], config), seed=config.seed)
+    out = rgb.copy()
+    out[y0:y1, x0:x1] = to_uint8(adv)
+    log.debug("protected %d face(s) with %r", len(found), perturber)
+    return ProtectedImage(rgb=out, faces={det: found}, loss_start=None, loss_end=None, face_boxes=[f.box for f in found], config=config)
+
+
 def protect_array(
     rgb: np.ndarray,
     config: ProtectConfig | None = None,
@@ -116,6 +164,8 @@ def protect_array(
         ValueError: a target is black-box or unknown.
     """
     config = config or ProtectConfig()
+    if generator_name(config.method) is not None:
+        return _protect_with_generator(rgb, config, faces or {})
     models = {n: (extractors or {}).get(n) or create_target(n) for n in config.targets}
     for n, e in models.items():
         if not e.differentiable:
@@ -145,16 +195,7 @@ def protect_array(
     if config.eot:
         loss = EOTLoss(loss, config.eot, samples=config.eot_samples, seed=config.seed)
     face_boxes = [f.box for fs in faces.values() for f in fs] + [f.face.box for fs in edit_faces.values() for f in fs]
-    mask = None
-    if config.mask == "face":
-        m = box_mask(sub.shape[-2:], [b - offset for b in face_boxes], scale=config.mask_scale)
-        mask = torch.from_numpy(m)[None, None].float()
-    if config.perceptual:
-        w = texture_budget(sub)
-        mask = w if mask is None else mask * w
-    if config.jnd:
-        w = jnd_budget(sub, config.eps)
-        mask = w if mask is None else mask * w
+    mask = _budget_mask(sub, [b - offset for b in face_boxes], config)
     kwargs = config.attack_kwargs()
     if is_grey(rgb):
         kwargs["chroma"] = 0.0  # a grey photo gets a grey perturbation and stays grey (R = G = B)
@@ -167,4 +208,4 @@ def protect_array(
     loss_start = float(attack.history[0].sum()) if attack.history else loss_end
     log.debug("protected %d face(s) with %r: loss %.4f -> %.4f", len(face_boxes), attack, loss_start, loss_end)
     faces.update({n: [f.face for f in fs] for n, fs in edit_faces.items()})
-    return ProtectedImage(rgb=out, faces=faces, loss_start=loss_start, loss_end=loss_end, face_boxes=face_boxes)
+    return ProtectedImage(rgb=out, faces=faces, loss_start=loss_start, loss_end=loss_end, face_boxes=face_boxes, config=config)

@@ -282,7 +282,8 @@ def protect_video(
         crf: codec quality, lower is better (default: x264 CRF 18). The codec smooths part of the
             perturbation away; a low CRF keeps more of it.
         keyframe_interval: run the attack on every k-th frame and carry its perturbation to the
-            frames in between (1: attack every frame; about k times faster).
+            frames in between (1: attack every frame; about k times faster). A generator
+            (``method="generator..."``) protects every frame in one forward pass and takes only 1.
         carry: ``follow`` moves the carried perturbation with the tracked faces (the mean of their
             landmarks), ``fixed`` keeps it where it was.
         overwrite: replace an existing ``dst``.
@@ -315,10 +316,16 @@ def protect_video(
         raise OutputExistsError(f"{dst} exists; pass --overwrite to replace it")
     from faceshield.models import target_info
 
-    other = [n for n in config.targets if target_info(n).family != "landmark"]
+    from faceshield.pipeline.config import generator_name
+
+    generator = generator_name(config.method) is not None  # one forward pass on every frame
+    names = (config.detector,) if generator else config.targets
+    other = [] if generator else [n for n in config.targets if target_info(n).family != "landmark"]
     if other:
         raise ValueError(f"targets: videos are protected against landmark extractors only for now; {', '.join(other)} is not one")
-    exts = {n: (extractors or {}).get(n) or create_extractor(n) for n in config.targets}
+    if generator and keyframe_interval != 1:
+        raise ValueError(f"keyframe_interval: method {config.method} protects every frame in one forward pass; leave it at 1")
+    exts = {n: (extractors or {}).get(n) or create_extractor(n) for n in names}
     for n, e in exts.items():
         if not e.differentiable:
             raise ValueError(f"target {n!r} is a {e.kind.value} extractor and cannot be attacked directly; use it with `evaluate` (transfer)")
@@ -330,6 +337,7 @@ def protect_video(
     faces_per_frame: list[int] = []
     ssims: list[float] = []
     stats = {"key": 0, "reused": 0, "linf": 0}
+    ran = [config]  # the settings as run (a generator's own eps)
     t0 = time.perf_counter()
 
     def protected_frames():
@@ -342,9 +350,9 @@ def protect_video(
             centres = {(n, t.track_id): t.face.points.mean(axis=0) for n, ts in tracked.items() for t in ts}
             if count == 0:
                 out, delta = clean, None  # nothing to protect; the next face starts a new key frame
-            elif delta is None or i - key_index >= keyframe_interval or not set(centres) <= set(key_centres):
+            elif generator or delta is None or i - key_index >= keyframe_interval or not set(centres) <= set(key_centres):
                 res = protect_array(clean, config, extractors=exts, faces={n: [t.face for t in ts] for n, ts in tracked.items()})
-                out = res.rgb
+                out, ran[0] = res.rgb, res.config or config
                 delta = out.astype(np.int16) - clean.astype(np.int16)
                 key_index, key_centres = i, centres
                 stats["key"] += 1
@@ -362,7 +370,7 @@ def protect_video(
                 progress(i + 1, max(total, i + 1))
             yield out
         if not any(faces_per_frame):  # raised inside the writer, so no output is left behind
-            raise NoFaceError(f"no face found by {', '.join(config.targets)} in any of the {len(faces_per_frame)} frames of {src}")
+            raise NoFaceError(f"no face found by {', '.join(names)} in any of the {len(faces_per_frame)} frames of {src}")
 
     write_video(dst, protected_frames(), info.fps, codec=codec, crf=crf, audio_from=src, overwrite=overwrite)
     seconds = time.perf_counter() - t0
@@ -370,7 +378,7 @@ def protect_video(
     n = len(faces_per_frame)
     enc = resolve_codec(codec or default_codec(dst), crf)
     quality = crf if crf is not None else enc.qscale if enc.qscale is not None else enc.options.get("crf")
-    settings = config.to_dict() | {
+    settings = ran[0].to_dict() | {
         "codec": codec or default_codec(dst), "encoder": enc.name, "crf": None if quality is None else int(quality),
         "keyframe_interval": int(keyframe_interval), "carry": carry,
     }

@@ -47,19 +47,24 @@ def total_variation(a: torch.Tensor) -> torch.Tensor:
     return (a[:, :, :, 1:] - a[:, :, :, :-1]).abs().mean() + (a[:, :, 1:] - a[:, :, :-1]).abs().mean()
 
 
-def set_lr(optimisers, base: float, it: int, iters: int) -> None:
-    """StarGAN's schedule: constant, then linear decay to 0 over the second half."""
-    lr = base * min(1.0, 2.0 * (1 - (it - 1) / iters))
+def set_lr(optimisers, base: float, it: int, iters: int, restart: int = 0) -> None:
+    """StarGAN's schedule: constant, then linear decay to 0 over the second half.
+
+    ``restart`` > 0: a warm restart. Iterations up to ``restart`` follow the schedule of a run of
+    ``restart`` iterations; later ones that of a run of ``iters`` (so a finished run extended by
+    resuming, and the same run from scratch with the same ``restart``, give the same result)."""
+    span = restart if 0 < restart and it <= restart else iters
+    lr = base * min(1.0, 2.0 * (1 - (it - 1) / span))
     for o in optimisers:
         for pg in o.param_groups:
             pg["lr"] = lr
 
 
 class Checkpoint:
-    """``OUT.ckpt``: the generator, the critic, both optimisers and every random state, so that a
-    killed run resumes to the same result."""
+    """``OUT.ckpt``: the generator, the critic (None for a perturbation generator, which has
+    none), their optimisers and every random state, so that a killed run resumes to the same result."""
 
-    def __init__(self, out: Path, G: nn.Module, D: nn.Module, og, od, rng: np.random.Generator, gen: torch.Generator) -> None:
+    def __init__(self, out: Path, G: nn.Module, D: nn.Module | None, og, od, rng: np.random.Generator, gen: torch.Generator) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         self.path = out.with_suffix(".ckpt")
         self.G, self.D, self.og, self.od, self.rng, self.gen = G, D, og, od, rng, gen
@@ -69,7 +74,9 @@ class Checkpoint:
         if not self.path.is_file():
             return 1, [], 0.0
         st = torch.load(self.path, map_location="cpu", weights_only=False)  # our own checkpoint (it holds rng states)
-        self.G.load_state_dict(st["G"]), self.D.load_state_dict(st["D"]), self.og.load_state_dict(st["og"]), self.od.load_state_dict(st["od"])
+        self.G.load_state_dict(st["G"]), self.og.load_state_dict(st["og"])
+        if self.D is not None:
+            self.D.load_state_dict(st["D"]), self.od.load_state_dict(st["od"])
         self.rng.bit_generator.state = st["rng"]
         self.gen.set_state(st["gen"])
         torch.set_rng_state(st["torch"])
@@ -77,7 +84,8 @@ class Checkpoint:
         return st["step"] + 1, st["history"], st["seconds"]
 
     def save(self, step: int, history: list, seconds: float) -> None:
-        st = {"G": self.G.state_dict(), "D": self.D.state_dict(), "og": self.og.state_dict(), "od": self.od.state_dict(), "rng": self.rng.bit_generator.state,
+        st = {"G": self.G.state_dict(), "og": self.og.state_dict(), "rng": self.rng.bit_generator.state,
+              **({"D": self.D.state_dict(), "od": self.od.state_dict()} if self.D is not None else {}),
               "gen": self.gen.get_state(), "torch": torch.get_rng_state(), "step": step, "history": history, "seconds": seconds}
         torch.save(st, self.path.with_suffix(".tmp"))
         os.replace(self.path.with_suffix(".tmp"), self.path)

@@ -58,6 +58,7 @@ class StarGANTrainConfig:
     lambda_tv: float = 4.0
     lambda_rec: float = 10.0
     lambda_gp: float = 10.0
+    lr_restart: int = 0
     seed: int = 0
     threads: int = 1
     holdout: float = 0.1
@@ -77,7 +78,7 @@ def train(cfg: StarGANTrainConfig, out: Path, log_every: int = 50, save_every: i
     t0 = time.time() - spent
     acc = {"d": 0.0, "g": 0.0, "cls_fake": 0.0, "rec": 0.0, "n_g": 0}
     for it in range(start, cfg.iters + 1):
-        set_lr((og, od), cfg.lr, it, cfg.iters)
+        set_lr((og, od), cfg.lr, it, cfg.iters, cfg.lr_restart)
         x, c_org = celeba_batch(ds.images, labels, rng, cfg.batch)
         c_trg = c_org[torch.randperm(cfg.batch, generator=gen)]
         # critic
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--n-critic", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr-restart", type=int, default=0, help="warm restart: the first N iterations follow the schedule of an N-iteration run (to extend a finished run by resuming it)")
     ap.add_argument("--lambda-cls-g", type=float, default=1.0, help="weight of the domain classification loss in the generator's objective")
     ap.add_argument("--conv-dim", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="out/train/stargan64.pt")
     a = ap.parse_args(argv)
     model = StarGANConfig(size=a.size, conv_dim=a.conv_dim, repeat_num=a.repeat).to_dict()
-    cfg = StarGANTrainConfig(iters=a.iters, batch=a.batch, lr=a.lr, n_critic=a.n_critic, lambda_cls_g=a.lambda_cls_g, seed=a.seed, threads=a.threads, model=model)
+    cfg = StarGANTrainConfig(iters=a.iters, batch=a.batch, lr=a.lr, n_critic=a.n_critic, lambda_cls_g=a.lambda_cls_g, lr_restart=a.lr_restart, seed=a.seed, threads=a.threads, model=model)
     meta = train(cfg, Path(a.out))
     print(json.dumps({"seconds": meta["seconds"]}))
 
