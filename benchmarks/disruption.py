@@ -4,7 +4,10 @@
   edits (MSE of clean vs protected edit, output crop in [-1, 1]) and the share of (face, domain)
   edits disrupted (L2 >= 0.05), on the white-box manipulator and transferred to the other one,
   with SSIM / PSNR of the protected photo and SSIMULACRA 2 on the face, seconds per photo;
-* table 2 (seed 002 Table 2 shape): per judge (DeepFake detector), precision / recall / F1 with
+* a trained generator (``method: generator...``, the DeepFake Disrupter) is a row like the
+  attacks, made on the manipulator it was trained against; its s / photo beside the attacks' is
+  seed 002 Table 9's comparison;
+* table 2 (seed 002 Tables 1, 2, 4 and 5 shape): per judge (DeepFake detector), precision / recall / F1 with
   the *fakes as positives*, on real face crops against the clean edits, and against the edits of
   the protected photos; and the share of protected face crops still judged real.
 
@@ -27,8 +30,9 @@ from _common import DATA, ROOT, environment
 from faceshield.deepfake.edit import DISRUPTED_L2, find_faces, measure_disruption
 from faceshield.metrics.image import psnr, ssim
 from faceshield.metrics.perceptual import face_value
-from faceshield.models import create_target
+from faceshield.models import create_target, target_info
 from faceshield.pipeline import ProtectConfig
+from faceshield.pipeline.config import generator_name
 from faceshield.pipeline.image import protect_array
 
 
@@ -67,7 +71,7 @@ def main() -> None:
     cfg = yaml.safe_load(args.config.read_text())
     os.environ.setdefault("FACESHIELD_MESONET_DIR", str(DATA / "weights" / "mesonet"))  # the authors' files, never shipped
     for a in cfg["attacks"]:  # every row's settings checked before the long run
-        ProtectConfig.from_user({k: v for k, v in a.items() if k != "name"} | {"targets": list(cfg["manipulators"][:1])})
+        ProtectConfig.from_user({k: v for k, v in a.items() if k != "name"} | ({} if generator_name(a.get("method", "lb")) else {"targets": list(cfg["manipulators"][:1])}))
     photos = load_photos(cfg["images"])
     manips = {n: create_target(n) for n in cfg["manipulators"]}
     judges = list(cfg.get("judges", []))
@@ -82,8 +86,9 @@ def main() -> None:
     for a in cfg["attacks"]:
         a = dict(a)
         name = a.pop("name")
-        for made_on in manips:
-            conf = ProtectConfig.from_user({**a, "targets": [made_on], "seed": cfg.get("seed", 0)})
+        gen = generator_name(a.get("method", "lb"))
+        for made_on in ([target_info(gen).trained_against[0]] if gen else manips):  # a generator was made on what it was trained against
+            conf = ProtectConfig.from_user({**a, "seed": cfg.get("seed", 0)} | ({} if gen else {"targets": [made_on]}))
             acc = {m: {"l2": [], "each": []} for m in manips}
             vis, secs = {"ssim": [], "psnr": [], "ssimulacra2_face": []}, []
             for pname, rgb in photos:

@@ -53,7 +53,7 @@ from typing import Any
 from faceshield.core.errors import FaceshieldError
 from faceshield.models import list_extractors
 from faceshield.pipeline import PRESETS, ProtectConfig
-from faceshield.pipeline.config import TARGET_SETTINGS, unused_setting
+from faceshield.pipeline.config import TARGET_SETTINGS, generator_name, unused_setting
 
 
 class BenchConfigError(FaceshieldError, ValueError):
@@ -151,8 +151,14 @@ def _extractor(name: Any, where: str, *, white_box: bool = False) -> str:
 
 def _method(name: Any, where: str) -> str:
     from faceshield.attacks import attack_names
+    from faceshield.models import list_targets
 
     name = _string(name, where)
+    gen = generator_name(name)
+    if gen is not None:
+        if gen not in list_targets(family="generator"):
+            raise _fail(where, f"unknown generator {gen!r}; expected one of {', '.join(list_targets(family='generator'))}")
+        return name.lower()
     if name.lower() not in attack_names():
         raise _fail(where, f"unknown method {name!r}; expected one of {', '.join(attack_names())}")
     return name.lower()
@@ -196,11 +202,21 @@ class RowSpec:
     overrides: dict = field(default_factory=dict)
     preset: str | None = None
 
+    @property
+    def generator(self) -> str | None:
+        """The trained generator this row runs (``method: generator[:NAME]``), None for an attack."""
+        return generator_name(self.method)
+
     def protect_config(self, attack: Mapping[str, Any], targets, seed: int, **extra: Any) -> ProtectConfig:
         """The :class:`ProtectConfig` of this row made on ``targets``: ``attack`` (the run's shared
         block, dropped where it means nothing for the method), then the preset, then ``overrides`` and
-        ``extra`` (refused where they mean nothing)."""
+        ``extra`` (refused where they mean nothing). A generator row ignores ``targets`` (it was
+        trained against its own) and the shared ``eps`` (it runs at its own budget unless the row
+        gives one)."""
         given = {**self.overrides, **extra}
+        if self.generator:
+            base = {k: v for k, v in attack.items() if k != "eps"}
+            return ProtectConfig.from_user({**given, "method": self.method, "seed": seed}, preset=self.preset, base=base)
         # a row serves every source of its table: its push / nme_cap are for the sources they mean something for
         given = {k: v for k, v in given.items() if k not in TARGET_SETTINGS or not unused_setting(k, targets=targets)}
         return ProtectConfig.from_user({**given, "method": self.method, "targets": tuple(targets), "seed": seed}, preset=self.preset, base=attack)
@@ -212,7 +228,25 @@ class RowSpec:
         return {"label": self.label, "method": self.method, **({"preset": self.preset} if self.preset else {}), **self.overrides}
 
 
+def row_pairs(rows, sources) -> list[tuple[tuple[str, ...], RowSpec]]:
+    """``(made on, row)`` in table order: every attack row on every source; a generator row once,
+    made on what it was trained against."""
+    from faceshield.models import target_info
+
+    out = []
+    for i, src in enumerate(sources):
+        for row in rows:
+            if row.generator is None:
+                out.append((tuple(src), row))
+            elif i == 0:
+                out.append((tuple(target_info(row.generator).trained_against), row))
+    return out
+
+
 def default_label(method: str, overrides: Mapping[str, Any], preset: str | None = None) -> str:
+    gen = generator_name(method)
+    if gen is not None:
+        return f"generator {gen}" + ("" if not overrides else " [" + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "]")
     label = _PRETTY.get(method, method) if preset is None else f"{preset} preset" + ("" if method == "lb" else f" ({_PRETTY.get(method, method)})")
     extra = {k: v for k, v in overrides.items() if k != "eot"}
     if overrides.get("eot"):

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from faceshield.benchmark.config import BenchConfig, source_name
+from faceshield.benchmark.config import BenchConfig, row_pairs, source_name
 from faceshield.benchmark.context import BenchContext
 from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, VISIBILITY_HEADER, Accumulator, attack_settings, visibility_cells, is_white_box, nme_cell, nme_columns, nme_header
 from faceshield.benchmark.report import TableResult, count, fmt, md_table
@@ -41,18 +41,17 @@ def run_rows(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
     """Protect every image with each (row, source) and aggregate the evaluations: CSV records and per-image records."""
     names = [e.name for e in evaluators]
     records, per_image = [], []
-    for src in sources:
-        for row in opts["rows"]:
-            pc = row.protect_config(cfg.attack, src, cfg.seed)
-            acc = Accumulator(names)
-            for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
-                if p is None:
-                    acc.no_face += 1
-                else:
-                    ev = evaluate_pair(img.rgb, p.rgb, evaluators, p.face_boxes)
-                    acc.add(ev, p.seconds)
-                    per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, "protect_seconds": round(p.seconds, 3), **ev.to_dict()})
-            records.append({"perturbation": row.label, "method": row.method, "made_on": source_name(src), **acc.record()})
+    for src, row in row_pairs(opts["rows"], sources):
+        pc = row.protect_config(cfg.attack, src, cfg.seed)
+        acc = Accumulator(names)
+        for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
+            if p is None:
+                acc.no_face += 1
+            else:
+                ev = evaluate_pair(img.rgb, p.rgb, evaluators, p.face_boxes)
+                acc.add(ev, p.seconds)
+                per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, "protect_seconds": round(p.seconds, 3), **ev.to_dict()})
+        records.append({"perturbation": row.label, "method": row.method, "made_on": source_name(src), **acc.record()})
     return records, per_image
 
 
@@ -60,7 +59,7 @@ def run_nme_table(name: str, ctx: BenchContext, cfg: BenchConfig, opts: dict, im
     evaluators, n2 = ctx.evaluators(opts["extractors"] if opts["extractors"] is not None else cfg.extractors)
     notes += n2
     sources = opts["sources"] if opts["sources"] is not None else white_box_sources(ctx, notes)
-    ctx.progress.start(name, len(sources) * len(opts["rows"]) * len(images))
+    ctx.progress.start(name, len(row_pairs(opts["rows"], sources)) * len(images))
     records, per_image = run_rows(ctx, cfg, opts, images, evaluators, notes, sources)
     names = [e.name for e in evaluators]
     no_face = sum(r["no_face"] for r in records)

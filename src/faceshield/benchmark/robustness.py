@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceshield.benchmark.config import BenchConfig, source_name
+from faceshield.benchmark.config import BenchConfig, row_pairs, source_name
 from faceshield.benchmark.context import BenchContext
 from faceshield.benchmark.measure import METRIC_COLUMNS, NME_INTRO, VISIBILITY_HEADER, Accumulator, attack_settings, visibility_cells, is_white_box, nme_cell, nme_columns, nme_header
 from faceshield.benchmark.report import TableResult, count, md_table
@@ -35,22 +35,21 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
     names = [e.name for e in evaluators]
     transforms = {transform_label(s): create_transform(s) for s in opts["transforms"]}
     sources, rows = opts["sources"], opts["rows"]
-    ctx.progress.start("table4", len(sources) * len(rows) * len(images) + (len(images) if opts["clean_baseline"] else 0))
+    ctx.progress.start("table4", len(row_pairs(rows, sources)) * len(images) + (len(images) if opts["clean_baseline"] else 0))
     records, per_image = [], []
-    for src in sources:
-        for row in rows:
-            pc = row.protect_config(cfg.attack, src, cfg.seed)
-            accs = {t: Accumulator(names) for t in transforms}
-            for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
-                for label, t in transforms.items():
-                    if p is None:
-                        accs[label].no_face += 1
-                        continue
-                    ev = evaluate_pair(img.rgb, t.apply(p.rgb), evaluators, p.face_boxes)
-                    accs[label].add(ev, p.seconds)
-                    per_image.append({"transform": label, "perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
-            for label in transforms:
-                records.append({"transform": label, "perturbation": row.label, "method": row.method, "made_on": source_name(src), **accs[label].record()})
+    for src, row in row_pairs(rows, sources):
+        pc = row.protect_config(cfg.attack, src, cfg.seed)
+        accs = {t: Accumulator(names) for t in transforms}
+        for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
+            for label, t in transforms.items():
+                if p is None:
+                    accs[label].no_face += 1
+                    continue
+                ev = evaluate_pair(img.rgb, t.apply(p.rgb), evaluators, p.face_boxes)
+                accs[label].add(ev, p.seconds)
+                per_image.append({"transform": label, "perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
+        for label in transforms:
+            records.append({"transform": label, "perturbation": row.label, "method": row.method, "made_on": source_name(src), **accs[label].record()})
     if opts["clean_baseline"]:
         targets = sorted({n for s in sources for n in s})
         accs = {t: Accumulator(names) for t in transforms}

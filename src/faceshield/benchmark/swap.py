@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceshield.benchmark.config import BenchConfig, BenchConfigError, expand_path, source_name
+from faceshield.benchmark.config import BenchConfig, BenchConfigError, expand_path, row_pairs, source_name
 from faceshield.benchmark.context import BenchContext, CachedSwapper
 from faceshield.benchmark.measure import attack_settings
 from faceshield.benchmark.report import TableResult, count, fmt, md_table
@@ -49,32 +49,31 @@ def run_swap(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Bench
             notes.append(f"aligner {a} skipped: {e}")
         except ValueError as e:
             raise BenchConfigError(f"tables.swap.identity: {e}") from None
-    ctx.progress.start("swap", len(sources) * len(rows) * len(images))
+    ctx.progress.start("swap", len(row_pairs(rows, sources)) * len(images))
     cells: dict[tuple[str, str, str], dict] = {}
     per_image = []
-    for src in sources:
-        for row in rows:
-            pc = row.protect_config(cfg.attack, src, cfg.seed)
-            for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
-                s2 = None if p is None else face_value("ssimulacra2", img.rgb, p.rgb, p.face_boxes)
-                for a, sw in swappers.items():
-                    c = cells.setdefault((row.label, source_name(src), a), {"ssim_i": [], "s2": [], "ssim_w": [], "nme": [], "failed": 0, "faces": 0, "skipped": 0})
-                    if p is None:
-                        c["skipped"] += 1
-                        continue
-                    ev, _, _ = evaluate_swap(img.rgb, p.rgb, sw)
-                    if ev.ssim_w is None or ev.dropped_clean:  # no swap of the clean image to compare with
-                        c["skipped"] += 1
-                        continue
-                    c["faces"] += 1
-                    c["ssim_i"].append(ev.ssim_i)
-                    if s2 is not None:
-                        c["s2"].append(s2)
-                    c["ssim_w"].append(ev.ssim_w)
-                    c["failed"] += ev.failed
-                    if ev.nme is not None:
-                        c["nme"].append(ev.nme)
-                    per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
+    for src, row in row_pairs(rows, sources):
+        pc = row.protect_config(cfg.attack, src, cfg.seed)
+        for img, p in ctx.protections(images, pc, f"{row.label} made on {source_name(src)}", notes):
+            s2 = None if p is None else face_value("ssimulacra2", img.rgb, p.rgb, p.face_boxes)
+            for a, sw in swappers.items():
+                c = cells.setdefault((row.label, source_name(src), a), {"ssim_i": [], "s2": [], "ssim_w": [], "nme": [], "failed": 0, "faces": 0, "skipped": 0})
+                if p is None:
+                    c["skipped"] += 1
+                    continue
+                ev, _, _ = evaluate_swap(img.rgb, p.rgb, sw)
+                if ev.ssim_w is None or ev.dropped_clean:  # no swap of the clean image to compare with
+                    c["skipped"] += 1
+                    continue
+                c["faces"] += 1
+                c["ssim_i"].append(ev.ssim_i)
+                if s2 is not None:
+                    c["s2"].append(s2)
+                c["ssim_w"].append(ev.ssim_w)
+                c["failed"] += ev.failed
+                if ev.nme is not None:
+                    c["nme"].append(ev.nme)
+                per_image.append({"perturbation": row.label, "made_on": source_name(src), "image": img.name, **ev.to_dict()})
     records = [{"perturbation": lab, "made_on": src, "aligner": a, "ssim_i": _mean(c["ssim_i"]), "ssimulacra2_face": _mean(c["s2"]),
                 "ssim_w": _mean(c["ssim_w"]), "nme": _mean(c["nme"]),
                 "fail_rate": round(c["failed"] / c["faces"], 5) if c["faces"] else None, "failed": c["failed"], "faces": c["faces"], "skipped": c["skipped"]}

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from faceshield.models import create_target
 from faceshield.models.perturber import PerturbationNet, PerturberConfig
 from faceshield.training.celeba import data_root, load_celeba
-from faceshield.training.gan import Checkpoint, celeba_batch, seed_everything, set_lr, ship_generator
+from faceshield.training.gan import Checkpoint, seed_everything, set_lr, ship_generator
 
 
 @dataclass
@@ -58,6 +58,11 @@ class DisrupterTrainConfig:
     c3: float = 0.2
     manipulator: str = "stargan"
     detector: str = "meso4-df"
+    domains: tuple[str, ...] = ()
+    landmarks: tuple[str, ...] = ()
+    c_lm: float = 1.0
+    lm_scale: float = 3.0
+    lm_images: int = 2000
     scales: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
     shift: float = 1.0
     zoom: float = 0.03
@@ -79,60 +84,127 @@ def _round8(x: torch.Tensor) -> torch.Tensor:
     return x + ((x * 255).round() / 255 - x).detach()
 
 
-def through_photo(x01: torch.Tensor, delta: torch.Tensor, scale: float, jitter: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the forger's editor sees of a face protected in a photo: the crop ``x01`` and its
-    perturbation ``delta`` ``(B, 3, S, S)`` are enlarged ``scale`` x (the photo; bilinear, as the
-    pipeline pastes), the protected photo is rounded to 8 bits, and both photos are cropped back to
-    ``S`` px with the antialiased warp of :func:`~faceshield.faces.crop.warp_crops`, shifted and
-    scaled by ``jitter`` ``(B, 3)`` (dx, dy in crop pixels, relative scale; the forger's detector
-    does not put the crop exactly where ours did). Returns ``(clean crop, protected crop)``."""
-    from faceshield.faces.crop import warp_crops
-
-    b, _, s, _ = x01.shape
+def as_photo(x01: torch.Tensor, delta: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The crops ``x01`` and their perturbations ``delta`` ``(B, 3, S, S)`` as photos ``scale`` x
+    larger (bilinear, as the pipeline pastes), both rounded to 8 bits: ``(clean, protected)``."""
+    s = x01.shape[-1]
     big = max(s, int(round(s * scale)))
     if big != s:
         xb = _round8(F.interpolate(x01, size=(big, big), mode="bilinear", align_corners=False).clamp(0, 1))
         db = F.interpolate(delta, size=(big, big), mode="bilinear", align_corners=False)
     else:
         xb, db = x01, delta
-    xpb = _round8((xb + db).clamp(0, 1))
+    return xb, _round8((xb + db).clamp(0, 1))
+
+
+def recrop(photos: tuple[torch.Tensor, ...], size: int, jitter: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Each ``(B, 3, H, H)`` photo cropped back to ``size`` px with the antialiased warp of
+    :func:`~faceshield.faces.crop.warp_crops`, shifted and scaled by ``jitter`` ``(B, 3)`` (dx, dy
+    in crop pixels, relative scale: the forger's detector does not put the crop exactly where ours did)."""
+    from faceshield.faces.crop import warp_crops
+
+    b, big = photos[0].shape[0], photos[0].shape[-1]
     j = torch.zeros(b, 3) if jitter is None else jitter
-    k = (s / big) * (1 + j[:, 2])
-    c = s / 2 * (1 - k * big / s)  # keep the centre, then shift
+    k = (size / big) * (1 + j[:, 2])
+    c = size / 2 * (1 - k * big / size)  # keep the centre, then shift
     m = torch.zeros(b, 2, 3)
     m[:, 0, 0], m[:, 1, 1] = k, k
     m[:, 0, 2], m[:, 1, 2] = c + j[:, 0], c + j[:, 1]
-    return warp_crops(xb, m, s), warp_crops(xpb, m, s)
+    return [warp_crops(x, m, size) for x in photos]
 
 
-def objective(P: PerturbationNet, g, det, x01: torch.Tensor, c: torch.Tensor, cfg: DisrupterTrainConfig, scale: float = 1.0,
-              jitter: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+def through_photo(x01: torch.Tensor, delta: torch.Tensor, scale: float, jitter: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the forger's editor sees of a face protected in a photo (:func:`as_photo` then
+    :func:`recrop`): ``(clean crop, protected crop)``."""
+    xc, xp = recrop(as_photo(x01, delta, scale), x01.shape[-1], jitter)
+    return xc, xp
+
+
+def landmark_loss(extractor, rois: np.ndarray, seed: int):
+    """The Landmark Breaker loss of one extractor for a batch with one face box each (``rois``
+    ``(B, 4)`` in photo pixels): Eq. 1's heat-map cosine for heat-map models, minus the NME for
+    regression models (:mod:`faceshield.attacks.losses`; per sample, lower = more damage)."""
+    from faceshield.attacks import HeatmapCosineLoss, LandmarkDisplacementLoss
+    from faceshield.core.types import ExtractorKind
+
+    cls = HeatmapCosineLoss if extractor.kind is ExtractorKind.HEATMAP else LandmarkDisplacementLoss
+    return cls(extractor, [r[None] for r in rois], seed=seed)
+
+
+def objective(P: PerturbationNet, g, det, x01: torch.Tensor, c: torch.Tensor | None, cfg: DisrupterTrainConfig, scale: float = 1.0,
+              jitter: torch.Tensor | None = None, lms: dict | None = None, rois: dict[str, np.ndarray] | None = None) -> tuple[torch.Tensor, dict]:
     """Eq. 7 on a batch ``x01`` ``(B, 3, S, S)`` in [0, 1] with conditions ``c``, through a photo
-    ``scale`` x the crop (:func:`through_photo`): ``(loss, parts)``."""
+    ``scale`` x the crop (:func:`as_photo`, :func:`recrop`), plus ``c_lm`` x the Landmark Breaker
+    loss of each landmark extractor of ``lms`` on the protected photo at its clean box (``rois``
+    per extractor ``(B, 4)`` in photo pixels): ``(loss, parts)``. ``g`` None: landmarks only."""
     eps = cfg.eps_levels / 255.0
     delta = eps * P(x01)
-    xc, xp = through_photo(x01, delta, scale, jitter)
-    with torch.no_grad():
-        y = g(xc * 2 - 1, c)
-    yp = g(xp * 2 - 1, c)
-    dist = (yp - y).pow(2).flatten(1).mean(1)
+    photo_c, photo_p = as_photo(x01, delta, scale)
     rms = delta.pow(2).flatten(1).mean(1).sqrt()
     hinge = F.relu(rms - cfg.rms_levels / 255.0) * 255.0  # in levels, so C1 reads per level above the bound
-    loss = -dist.mean() + cfg.c1 * hinge.mean()
-    parts = {"l2": dist.mean().item(), "rms_levels": rms.mean().item() * 255}
-    if det is not None:
-        fake_logit = det((yp + 1) / 2)
-        real_logit = det(xp)
-        loss = loss + cfg.c2 * F.softplus(fake_logit).mean() + cfg.c3 * F.softplus(-real_logit).mean()
-        parts["p_real_edit"] = torch.sigmoid(fake_logit).mean().item()
-        parts["p_real_input"] = torch.sigmoid(real_logit).mean().item()
+    loss = cfg.c1 * hinge.mean()
+    parts = {"rms_levels": rms.mean().item() * 255}
+    if g is not None:
+        xc, xp = recrop((photo_c, photo_p), x01.shape[-1], jitter)
+        with torch.no_grad():
+            y = g(xc * 2 - 1, c)
+        yp = g(xp * 2 - 1, c)
+        dist = (yp - y).pow(2).flatten(1).mean(1)
+        loss = loss - dist.mean()
+        parts["l2"] = dist.mean().item()
+        if det is not None:
+            fake_logit = det((yp + 1) / 2)
+            real_logit = det(xp)
+            loss = loss + cfg.c2 * F.softplus(fake_logit).mean() + cfg.c3 * F.softplus(-real_logit).mean()
+            parts["p_real_edit"] = torch.sigmoid(fake_logit).mean().item()
+            parts["p_real_input"] = torch.sigmoid(real_logit).mean().item()
+    for name, e in (lms or {}).items():
+        lm = landmark_loss(e, rois[name], cfg.seed)(photo_p, photo_c).mean()
+        loss = loss + cfg.c_lm * lm
+        parts[f"lm_{name}"] = lm.item()
     return loss, parts
+
+
+def landmark_faces(ds, names: tuple[str, ...], scale: float, n: int, cache: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The first ``n`` training crops, enlarged ``scale`` x as in :func:`as_photo`, through each
+    landmark extractor's own detector: ``(indices of the crops every extractor finds a face on,
+    {name: (len(indices), 4) boxes of the largest face})``; cached in ``cache`` (``.npz``)."""
+    from faceshield.models import create_extractor
+    from faceshield.training.celeba import digest
+
+    key = f"{digest(ds)}:{','.join(names)}:{scale}:{n}"
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if str(z["key"]) == key:
+            return z["idx"], {k: z[k] for k in names}
+    exts = {k: create_extractor(k) for k in names}
+    idx, boxes = [], {k: [] for k in names}
+    for i in range(min(n, len(ds))):
+        x = torch.from_numpy(ds.images[i:i + 1].astype(np.float32) / 255).permute(0, 3, 1, 2)
+        big, _ = as_photo(x, torch.zeros_like(x), scale)
+        rgb = (big[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        found = {k: e.detect(rgb) for k, e in exts.items()}
+        if all(found.values()):
+            idx.append(i)
+            for k, fs in found.items():
+                boxes[k].append(max(fs, key=lambda f: f.area).roi)
+    out = np.asarray(idx, dtype=np.int64), {k: np.asarray(v, dtype=np.float32).reshape(-1, 4) for k, v in boxes.items()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, key=np.array(key), idx=out[0], **out[1])
+    return out
 
 
 def _targets(cfg: DisrupterTrainConfig):
     os.environ.setdefault("FACESHIELD_MESONET_DIR", str(data_root() / "weights" / "mesonet"))  # the authors' files, never shipped
-    g = create_target(cfg.manipulator)
+    if not cfg.manipulator and not cfg.landmarks:
+        raise ValueError("nothing to train against: give a manipulator and/or landmark extractors")
+    if cfg.detector and not cfg.manipulator:
+        raise ValueError("detector: it scores a manipulator's edits; give a manipulator too")
+    g = create_target(cfg.manipulator) if cfg.manipulator else None
     det = create_target(cfg.detector) if cfg.detector else None
+    bad = [d for d in cfg.domains if g is None or d not in g.domains]
+    if bad:
+        raise ValueError(f"domains: {cfg.manipulator or 'no manipulator'} has no {', '.join(bad)}")
     return g, det
 
 
@@ -148,6 +220,7 @@ def heldout(P: PerturbationNet, cfg: DisrupterTrainConfig, n: int = 200) -> dict
     eps = cfg.eps_levels / 255.0
     P.eval()
     each = {"crop": [], "photo_x3": []}
+    per_domain: dict[str, list] = {d: [] for d in g.domains}
     pr = {"clean_edit": [], "protected_edit": [], "real_input": [], "protected_input": []}
     with torch.no_grad():
         for i in range(0, len(ds), 50):
@@ -162,15 +235,18 @@ def heldout(P: PerturbationNet, cfg: DisrupterTrainConfig, n: int = 200) -> dict
                 c = conditions(g, labels[i:i + 50], [d] * len(xb))
                 y, yp = g(xb * 2 - 1, c), g(xp * 2 - 1, c)
                 each["crop"].append((yp - y).pow(2).flatten(1).mean(1))
+                per_domain[d].append(each["crop"][-1])
                 each["photo_x3"].append((g(x3p * 2 - 1, c) - g(x3c * 2 - 1, c)).pow(2).flatten(1).mean(1))
                 if det is not None:
                     pr["clean_edit"] += det.prob_real((y + 1) / 2).tolist()
                     pr["protected_edit"] += det.prob_real((yp + 1) / 2).tolist()
     P.train()
-    out = {"faces": len(ds), "domains": list(g.domains)}
+    out = {"faces": len(ds), "domains": list(g.domains), "trained_domains": list(cfg.domains or g.domains)}
     for k, v in each.items():
         allv = torch.cat(v)
         out[k] = {"l2": round(float(allv.mean()), 5), "disrupted": round(float((allv >= 0.05).float().mean()), 4)}
+    out["per_domain_crop"] = {d: {"l2": round(float(torch.cat(v).mean()), 5), "disrupted": round(float((torch.cat(v) >= 0.05).float().mean()), 4)}
+                              for d, v in per_domain.items()}
     if det is not None:
         out["detector_p_real"] = {k: round(float(np.mean(v)), 4) for k, v in pr.items()}
     return out
@@ -182,7 +258,14 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
     mcfg = PerturberConfig(**cfg.model)
     g, det = _targets(cfg)
     ds = load_celeba("train", size=mcfg.size, holdout=cfg.holdout, seed=0)
-    labels = ds.labels(g.domains)
+    labels = ds.labels(g.domains) if g is not None else np.zeros((len(ds), 0), np.float32)
+    lms, valid, boxes = {}, np.arange(len(ds)), {}
+    if cfg.landmarks:
+        from faceshield.models import create_extractor
+
+        lms = {k: create_extractor(k) for k in cfg.landmarks}
+        valid, boxes = landmark_faces(ds, cfg.landmarks, cfg.lm_scale, cfg.lm_images, out.with_suffix(".faces.npz"))
+        print(f"{len(valid)} of {min(cfg.lm_images, len(ds))} training crops have a face for {', '.join(cfg.landmarks)}", flush=True)
     P = PerturbationNet(mcfg)
     op = torch.optim.Adam(P.parameters(), cfg.lr, betas=(0.5, 0.999))
     ckpt = Checkpoint(out, P, None, op, None, rng, gen)
@@ -192,11 +275,28 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
     seen = 0
     for it in range(start, cfg.iters + 1):
         set_lr((op,), cfg.lr, it, cfg.iters)
-        x, lab = celeba_batch(ds.images, labels, rng, cfg.batch)
-        doms = [g.domains[int(k)] for k in rng.integers(0, len(g.domains), cfg.batch)]  # class-transferable: a random domain per face
+        pick = valid[rng.integers(0, len(valid), cfg.batch)]
+        flip = rng.random(cfg.batch) < 0.5
+        x = ds.images[pick].astype(np.float32) / 255.0
+        x[flip] = x[flip, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
         scale = float(rng.choice(cfg.scales))  # the size of the face in the photo, in crops
         jitter = torch.from_numpy(rng.uniform(-1, 1, (cfg.batch, 3)) * np.array([cfg.shift, cfg.shift, cfg.zoom])).float()
-        loss, parts = objective(P, g, det, (x + 1) / 2, conditions(g, lab.numpy(), doms), cfg, scale, jitter)
+        c = None
+        if g is not None:
+            pool = list(cfg.domains or g.domains)
+            doms = [pool[int(k)] for k in rng.integers(0, len(pool), cfg.batch)]  # class-transferable: a random domain per face
+            c = conditions(g, labels[pick], doms)
+        rois = None
+        if lms:  # each face's clean box, moved with the flip and the photo's scale
+            at = np.searchsorted(valid, pick)
+            w = mcfg.size * cfg.lm_scale
+            rois = {}
+            for k in lms:
+                r = boxes[k][at].copy()
+                r[flip] = np.stack([w - r[flip, 2], r[flip, 1], w - r[flip, 0], r[flip, 3]], 1)
+                rois[k] = r * (round(mcfg.size * scale) / w)
+        loss, parts = objective(P, g, det, x, c, cfg, scale, jitter, lms, rois)
         op.zero_grad(set_to_none=True)
         loss.backward()
         op.step()
@@ -212,9 +312,11 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
         if it % save_every == 0 or it == cfg.iters:
             ckpt.save(it, history, time.time() - t0)
     seconds = time.time() - t0
-    meta = {"model": mcfg.to_dict(), "eps_levels": cfg.eps_levels, "trained_against": [cfg.manipulator, *([cfg.detector] if cfg.detector else [])],
-            "loss": "seed 002 Eq. 7 (log-likelihood form of the detector terms; RMS hinge in levels)", "train": asdict(cfg), "history": history,
-            "heldout": heldout(P, cfg, cfg.heldout_faces)}
+    meta = {"model": mcfg.to_dict(), "eps_levels": cfg.eps_levels,
+            "trained_against": [*([cfg.manipulator] if cfg.manipulator else []), *([cfg.detector] if cfg.detector else []), *cfg.landmarks],
+            "loss": "seed 002 Eq. 7 (log-likelihood form of the detector terms; RMS hinge in levels)" + (" + c_lm x Landmark Breaker losses" if cfg.landmarks else ""),
+            "train": asdict(cfg), "history": history,
+            "heldout": heldout(P, cfg, cfg.heldout_faces) if g is not None else None}
     return ship_generator(out, P, meta, ds, cfg.threads, seconds, cfg.holdout)
 
 
@@ -229,8 +331,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     ap.add_argument("--c1", type=float, default=d.c1, help="weight of the RMS hinge (per level above the bound)")
     ap.add_argument("--c2", type=float, default=d.c2, help="weight of 'the edit of a protected face looks fake' (detector)")
     ap.add_argument("--c3", type=float, default=d.c3, help="weight of 'the protected face looks real' (detector)")
-    ap.add_argument("--manipulator", default=d.manipulator)
+    ap.add_argument("--manipulator", default=d.manipulator, help="the editor in the loss ('' for a landmark-only generator)")
     ap.add_argument("--detector", default=d.detector, help="detector in the loss ('' for none)")
+    ap.add_argument("--landmarks", default="", help="comma-separated landmark extractors whose Landmark Breaker loss is added (e.g. mtcnn,fan)")
+    ap.add_argument("--scales", default="1,2,3,4", help="comma-separated sizes of the face in the photo, in crops, drawn per batch")
+    ap.add_argument("--c-lm", type=float, default=d.c_lm, help="weight of the landmark losses")
+    ap.add_argument("--lm-images", type=int, default=d.lm_images, help="training crops whose faces are detected for the landmark losses")
+    ap.add_argument("--domains", default="", help="comma-separated domains trained on (default: all of the manipulator's; fewer for the unseen-domain table)")
     ap.add_argument("--arch", default="resnet", choices=("resnet", "unet"))
     ap.add_argument("--conv-dim", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=3)
@@ -241,7 +348,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     a = ap.parse_args(argv)
     model = PerturberConfig(arch=a.arch, conv_dim=a.conv_dim, blocks=a.blocks).to_dict()
     cfg = DisrupterTrainConfig(iters=a.iters, batch=a.batch, lr=a.lr, eps_levels=a.eps, rms_levels=a.rms, c1=a.c1, c2=a.c2, c3=a.c3,
-                               manipulator=a.manipulator, detector=a.detector, seed=a.seed, threads=a.threads, heldout_faces=a.heldout_faces, model=model)
+                               manipulator=a.manipulator, detector=a.detector, domains=tuple(x for x in a.domains.split(",") if x),
+                               landmarks=tuple(x for x in a.landmarks.split(",") if x), scales=tuple(float(x) for x in a.scales.split(",")), c_lm=a.c_lm, lm_images=a.lm_images, seed=a.seed, threads=a.threads, heldout_faces=a.heldout_faces, model=model)
     meta = train(cfg, Path(a.out))
     print(json.dumps({"seconds": meta["seconds"], "heldout": meta["heldout"]}))
 
