@@ -70,6 +70,7 @@ class DisrupterTrainConfig:
     threads: int = 1
     holdout: float = 0.1
     heldout_faces: int = 200
+    train_images: int | None = None
     model: dict = field(default_factory=lambda: PerturberConfig().to_dict())
 
 
@@ -257,7 +258,7 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
     rng, gen = seed_everything(cfg.seed, cfg.threads)
     mcfg = PerturberConfig(**cfg.model)
     g, det = _targets(cfg)
-    ds = load_celeba("train", size=mcfg.size, holdout=cfg.holdout, seed=0)
+    ds = load_celeba("train", size=mcfg.size, holdout=cfg.holdout, seed=0, limit=cfg.train_images)
     labels = ds.labels(g.domains) if g is not None else np.zeros((len(ds), 0), np.float32)
     lms, valid, boxes = {}, np.arange(len(ds)), {}
     if cfg.landmarks:
@@ -266,6 +267,7 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
         lms = {k: create_extractor(k) for k in cfg.landmarks}
         valid, boxes = landmark_faces(ds, cfg.landmarks, cfg.lm_scale, cfg.lm_images, out.with_suffix(".faces.npz"))
         print(f"{len(valid)} of {min(cfg.lm_images, len(ds))} training crops have a face for {', '.join(cfg.landmarks)}", flush=True)
+    torch.manual_seed(cfg.seed)  # P's initial weights do not depend on which models were loaded (and how) before
     P = PerturbationNet(mcfg)
     op = torch.optim.Adam(P.parameters(), cfg.lr, betas=(0.5, 0.999))
     ckpt = Checkpoint(out, P, None, op, None, rng, gen)
