@@ -188,3 +188,9 @@ def _generator_entry(name: str, package_file: str, env: str, trained_against: tu
 _generator_entry("disrupter-stargan", "disrupter_stargan64.pt", "FACESHIELD_DISRUPTER", ("stargan", "meso4-df"),
                  "DeepFake Disrupter (seed 002, Eq. 7): distorts StarGAN's edits of the protected face for every domain, makes the edits "
                  "look fake to Meso4 (DF) and the protected face real", "faceshield.training.disrupter")
+_generator_entry("breaker-landmarks", "breaker_landmarks64.pt", "FACESHIELD_LANDMARK_GENERATOR", ("mtcnn", "fan"),
+                 "Landmark Breaker as a generator (beyond seed 002): Eq. 7's training with the Landmark Breaker losses of MTCNN and FAN "
+                 "in place of the editor", "faceshield.training.disrupter")
+_generator_entry("combined", "combined64.pt", "FACESHIELD_GENERATOR", ("stargan", "meso4-df", "mtcnn", "fan"),
+                 "one forward pass against both kinds of DeepFake step: StarGAN's edits disrupted (and caught by Meso4 (DF)) and "
+                 "MTCNN's and FAN's landmarks broken", "faceshield.training.disrupter")

@@ -36,7 +36,7 @@ def _choices_method() -> list[str]:
 
 
 #: the generator ``--method generator`` stands for.
-DEFAULT_GENERATOR = "disrupter-stargan"
+DEFAULT_GENERATOR = "combined"
 #: the settings a perturbation generator honours at protection time (one forward pass: no loss,
 #: steps or step size; ``eps`` at most the budget it was trained for scales its output).
 GENERATOR_SETTINGS = ("method", "eps", "mask", "mask_scale", "jnd", "chroma", "detector", "seed")
