@@ -71,6 +71,7 @@ class DisrupterTrainConfig:
     holdout: float = 0.1
     heldout_faces: int = 200
     train_images: int | None = None
+    lr_restart: int = 0
     model: dict = field(default_factory=lambda: PerturberConfig().to_dict())
 
 
@@ -276,7 +277,7 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
     acc: dict[str, float] = {}
     seen = 0
     for it in range(start, cfg.iters + 1):
-        set_lr((op,), cfg.lr, it, cfg.iters)
+        set_lr((op,), cfg.lr, it, cfg.iters, cfg.lr_restart)
         pick = valid[rng.integers(0, len(valid), cfg.batch)]
         flip = rng.random(cfg.batch) < 0.5
         x = ds.images[pick].astype(np.float32) / 255.0
@@ -345,13 +346,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     ap.add_argument("--blocks", type=int, default=3)
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads)
+    ap.add_argument("--lr-restart", type=int, default=0, help="warm restart: the first N iterations follow the schedule of an N-iteration run (to extend a finished run by resuming it)")
     ap.add_argument("--heldout-faces", type=int, default=d.heldout_faces, help="held-out faces measured at the end")
     ap.add_argument("--out", default="out/train/disrupter_stargan64.pt")
     a = ap.parse_args(argv)
     model = PerturberConfig(arch=a.arch, conv_dim=a.conv_dim, blocks=a.blocks).to_dict()
     cfg = DisrupterTrainConfig(iters=a.iters, batch=a.batch, lr=a.lr, eps_levels=a.eps, rms_levels=a.rms, c1=a.c1, c2=a.c2, c3=a.c3,
                                manipulator=a.manipulator, detector=a.detector, domains=tuple(x for x in a.domains.split(",") if x),
-                               landmarks=tuple(x for x in a.landmarks.split(",") if x), scales=tuple(float(x) for x in a.scales.split(",")), c_lm=a.c_lm, lm_images=a.lm_images, seed=a.seed, threads=a.threads, heldout_faces=a.heldout_faces, model=model)
+                               landmarks=tuple(x for x in a.landmarks.split(",") if x), scales=tuple(float(x) for x in a.scales.split(",")), c_lm=a.c_lm, lm_images=a.lm_images, seed=a.seed, threads=a.threads, heldout_faces=a.heldout_faces, lr_restart=a.lr_restart, model=model)
     meta = train(cfg, Path(a.out))
     print(json.dumps({"seconds": meta["seconds"], "heldout": meta["heldout"]}))
 
