@@ -96,28 +96,50 @@ def test_generator_settings_are_refused_not_ignored():
     assert ProtectConfig.preset("quality", method=f"generator:{DEFAULT_GENERATOR}").steps == 20  # a preset only offers: dropped
 
 
-@pytest.fixture(scope="module")
-def shipped(astronaut):
-    g = create_generator(DEFAULT_GENERATOR)
-    res = protect_array(astronaut, ProtectConfig(method="generator"))
+@pytest.fixture(scope="module", params=[DEFAULT_GENERATOR, "disrupter-stargan"])
+def shipped(request, astronaut):
+    g = create_generator(request.param)
+    res = protect_array(astronaut, ProtectConfig(method=f"generator:{request.param}"))
     return g, res
 
 
+def _sign_noise_like(clean: np.ndarray, protected: np.ndarray, levels: int) -> np.ndarray:
+    """Random +-``levels`` sign noise on the pixels the protection changed."""
+    rng = np.random.default_rng(0)
+    noise = np.where(protected != clean, rng.choice([-levels, levels], clean.shape), 0)
+    return np.clip(clean.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
 def test_shipped_generator_disrupts_stargan_far_more_than_noise(astronaut, shipped):
-    """The trained generator against StarGAN (what it was trained for), measured like Ruiz et al. on
-    the saved 8-bit photo, against random +-eps sign noise on the same face region: a property of
+    """The trained generators against StarGAN (what they were trained for), measured like Ruiz et
+    al. on the saved 8-bit photo, against random +-eps sign noise on the same pixels: a property of
     training, not of one machine's run (noise of this size barely moves the edit)."""
     g, res = shipped
     levels = round(g.eps * 255)
     assert np.abs(res.rgb.astype(int) - astronaut.astype(int)).max() <= levels
     assert res.config.eps == pytest.approx(g.eps) and res.loss_start is None
-    rng = np.random.default_rng(0)
-    noise = np.where(res.rgb != astronaut, rng.choice([-levels, levels], astronaut.shape), 0)
-    noisy = np.clip(astronaut.astype(int) + noise, 0, 255).astype(np.uint8)
     ours = measure_disruption(astronaut, res.rgb, "stargan")
-    base = measure_disruption(astronaut, noisy, "stargan")
+    base = measure_disruption(astronaut, _sign_noise_like(astronaut, res.rgb, levels), "stargan")
     l2, l2_noise = np.mean(ours.l2_each), np.mean(base.l2_each)
     assert l2 > 3 * l2_noise, (l2, l2_noise)
+
+
+@pytest.mark.parametrize("name", ["breaker-landmarks", DEFAULT_GENERATOR])
+def test_landmark_generators_move_fan_heatmaps_more_than_noise(astronaut, name):
+    """Trained against FAN's heat-maps: Eq. 1's cosine at the clean box on the protected photo falls
+    further below 1 than with sign noise of the same budget on the same pixels."""
+    from faceshield.attacks import HeatmapCosineLoss
+
+    g = create_generator(name)
+    prot = protect_array(astronaut, ProtectConfig(method=f"generator:{name}")).rgb
+    fan = create_extractor("fan")
+    rois = [np.array([f.roi for f in fan.detect(astronaut)])]
+    loss = HeatmapCosineLoss(fan, rois)
+    x = to_tensor(astronaut)
+    with torch.no_grad():
+        ours = float(loss(to_tensor(prot), x))
+        noise = float(loss(to_tensor(_sign_noise_like(astronaut, prot, round(g.eps * 255))), x))
+    assert 1 - ours > 3 * (1 - noise), (ours, noise)
 
 
 def test_shipped_generator_keeps_a_grey_photo_grey(astronaut):
