@@ -368,7 +368,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
             kind += f" (same network as {i.same_network_as})"
         inputs = i.inputs + (f"; domains: {', '.join(i.domains)}" if getattr(i, "domains", ()) else "")
         if getattr(i, "trained_against", ()):
-            kind += f" (trained against {', '.join(i.trained_against)}; --method generator:{i.name})"
+            kind += f" (trained against {', '.join(i.trained_against)})"
         t.add_row(i.name, kind, inputs, i.weights)
     out.print(t)
 
