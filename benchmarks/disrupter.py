@@ -84,7 +84,8 @@ def main() -> None:
         protections[a["name"]] = {"x": xa, "seconds": (time.perf_counter() - t0) / len(x), "in_loss": [ref.name], "domains": None, "settings": a}
         print(a["name"], f"{protections[a['name']]['seconds']:.3f} s/face", flush=True)
     for spec in cfg.get("generators", []):
-        g = create_generator(spec["name"], weights=spec.get("weights"), cached=False)
+        w = spec.get("weights")
+        g = create_generator(spec["name"], weights=str(ROOT.parent / w) if w and not Path(w).is_absolute() else w, cached=False)  # relative to the repository
         t0 = time.perf_counter()
         with torch.no_grad():
             xg = (x + g(x)).clamp(0, 1)
