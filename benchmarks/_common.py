@@ -50,3 +50,14 @@ def write(name: str, record: dict, markdown: str) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown)
     print(markdown)
+
+
+def prf(real: list[float], fake: list[float], thr: float = 0.5) -> dict:
+    """Precision / recall / F1 with the fakes as positives (a face is called fake when P(real) < thr)."""
+    tp = sum(p < thr for p in fake)
+    fp = sum(p < thr for p in real)
+    fn = len(fake) - tp
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
+            "positives": len(fake), "negatives": len(real)}

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import yaml
 
-from _common import DATA, ROOT, environment
+from _common import DATA, ROOT, environment, prf
 from faceshield.attacks import create_attack
 from faceshield.attacks.disruption import DisruptionLoss
 from faceshield.deepfake.edit import DISRUPTED_L2
@@ -40,16 +40,6 @@ from faceshield.metrics.image import psnr, ssim
 from faceshield.models import create_target
 from faceshield.training.celeba import load_celeba
 from faceshield.training.disrupter import conditions
-
-
-def prf(real: list[float], fake: list[float], thr: float = 0.5) -> dict:
-    """Precision / recall / F1 with the fakes as positives (called fake when P(real) < thr)."""
-    tp = sum(p < thr for p in fake)
-    fp = sum(p < thr for p in real)
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / len(fake) if fake else 0.0
-    return {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
-            "positives": len(fake), "negatives": len(real)}
 
 
 def ruiz(method: str, g, x: torch.Tensor, labels: np.ndarray, eps: float, alpha: float, steps: int, seed: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import yaml
 
-from _common import DATA, ROOT, environment
+from _common import DATA, ROOT, environment, prf
 from faceshield.deepfake.edit import DISRUPTED_L2, find_faces, measure_disruption
 from faceshield.metrics.image import psnr, ssim
 from faceshield.metrics.perceptual import face_value
@@ -50,17 +50,6 @@ def load_photos(spec: dict) -> list[tuple[str, np.ndarray]]:
         for p in sorted((DATA / "landmarks68" / "test").glob("*.jpg"))[: spec["helen_test"]]:
             out.append((p.stem, np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1])))
     return out
-
-
-def prf(real: list[float], fake: list[float], thr: float = 0.5) -> dict:
-    """Precision / recall / F1 with the fakes as positives (a face is called fake when P(real) < thr)."""
-    tp = sum(p < thr for p in fake)
-    fp = sum(p < thr for p in real)
-    fn = len(fake) - tp
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    return {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
-            "positives": len(fake), "negatives": len(real)}
 
 
 def main() -> None:

@@ -62,6 +62,14 @@ def crop_extent(matrix: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([corners.min(0), corners.max(0)])
 
 
+def region_matrices(matrices: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """``(N, 2, 3)`` photo -> crop maps as maps from a region whose top-left is ``origin`` in the
+    photo (crop = M p_photo and p_photo = p_region + origin)."""
+    m = np.array(matrices, dtype=np.float64)
+    m[:, :, 2] += m[:, :, :2] @ np.asarray(origin, dtype=np.float64)
+    return m
+
+
 def disruption_loss(editor: Manipulator, faces: Sequence[EditFace], origin: tuple[int, int], config: ProtectConfig, detectors=()) -> DisruptionLoss:
     """Ruiz et al.'s distortion of ``editor``'s edits of ``faces`` for an attack on the region whose
     top-left is ``origin`` (its crop maps moved there), over ``config.domains`` (all of the
@@ -70,9 +78,7 @@ def disruption_loss(editor: Manipulator, faces: Sequence[EditFace], origin: tupl
     doms = [d for d in (config.domains or editor.domains) if d in editor.domains]
     if not doms:
         raise ValueError(f"domains: {editor.name} has none of {', '.join(config.domains)}; its domains: {', '.join(editor.domains)}")
-    o = np.asarray(origin, dtype=np.float64)
-    # crop = M p_photo and p_photo = p_region + origin
-    mats = np.stack([np.hstack([f.matrix[:, :2], (f.matrix[:, 2] + f.matrix[:, :2] @ o)[:, None]]) for f in faces])
+    mats = region_matrices(np.stack([f.matrix for f in faces]), origin)
     conds = torch.stack([torch.stack([editor.condition(d, f.attrs) for d in doms]) for f in faces])
     return DisruptionLoss(editor, [mats], [conds], domain_mode=config.domain_mode, detectors=detectors, seed=config.seed)
 
@@ -126,8 +132,7 @@ def _protect_with_generator(rgb: np.ndarray, config: ProtectConfig, given: dict[
     mats = np.stack([crop_matrix(five_points(f), g.size, g.template) for f in found]).astype(np.float64)
     boxes = [f.box for f in found] + [crop_extent(m, g.size) for m in mats]
     x0, y0, x1, y1 = _work_region(rgb.shape[:2], boxes, margin=0.0)
-    o = np.array([x0, y0], dtype=np.float64)
-    mats[:, :, 2] += mats[:, :, :2] @ o  # crop = M p_photo, p_photo = p_region + origin
+    mats = region_matrices(mats, (x0, y0))
     offset = np.array([x0, y0, x0, y0], dtype=np.float64)
     sub = to_tensor(rgb[y0:y1, x0:x1])
     eps = None if config.eps == ProtectConfig.eps else config.eps  # the default: the generator's own budget
