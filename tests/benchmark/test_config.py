@@ -54,7 +54,21 @@ def test_paper_config_covers_every_table():
     assert ("mtcnn", "fan") in cfg.tables["table3"]["sources"]
 
 
+def test_leave_one_out_sources_exclude_the_network_evaluated():
+    from faceshield.models import list_extractors
+
+    cfg = parse_config({"tables": {"table3": {"sources": [{"all_but": "fan"}, {"all_but": "facemesh_tflite"}, {"all_but": "dlib68"}]}}})
+    no_fan, no_mesh, all_white = cfg.tables["table3"]["sources"]
+    white = tuple(list_extractors(white_box=True))
+    assert no_fan == tuple(n for n in white if n != "fan") and "mtcnn" in no_fan
+    assert "facemesh" not in no_mesh and len(no_mesh) == len(white) - 1  # the TFLite model runs facemesh's network
+    assert all_white == white  # dlib68 is no white-box target: every white-box one is used
+    assert parse_config(cfg.to_dict()).to_dict() == cfg.to_dict()
+
+
 BAD = [
+    ({"tables": {"table3": {"sources": [{"all_bt": "fan"}]}}}, r"tables\.table3\.sources\[0\]: unknown key 'all_bt'; expected one of all_but"),
+    ({"tables": {"table3": {"sources": [{"all_but": "nope"}]}}}, r"tables\.table3\.sources\[0\]\.all_but: unknown extractor 'nope'"),
     ({"tables": {"table2": None}, "foo": 1}, r"config: unknown key 'foo'; expected one of"),
     ({"tables": {"table9": None}}, r"tables: unknown table 'table9'; expected one of table1, table2"),
     ({}, r"tables: expected a mapping of tables to run"),

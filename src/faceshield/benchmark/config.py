@@ -24,7 +24,8 @@ A *row* is a method name or a mapping ``{method, preset, label, <any attack key>
 keys. The ``attack`` block and the preset only offer values: one that means nothing for the row's
 method (``steps`` for ``base1``) is dropped; a row key that means nothing for its method is refused,
 and a row's ``push`` / ``nme_cap`` apply to the sources they mean something for. A *source* (what the
-perturbation is made on) is a white-box extractor name or a list of them (an ensemble); a table's
+perturbation is made on) is a white-box extractor name, a list of them (an ensemble) or ``{all_but: X}``
+(every white-box extractor but X and the one running X's network: leave-one-out, X black-box); a table's
 rows are made on each of its sources. Tables and their keys (defaults in :data:`TABLE_KEYS`); each
 also takes ``images`` (instead of the run's) and, except swap, ``extractors`` (instead of the run's):
 
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from faceshield.core.errors import FaceshieldError
-from faceshield.models import list_extractors
+from faceshield.models import extractor_info, list_extractors
 from faceshield.pipeline import PRESETS, ProtectConfig
 from faceshield.pipeline.config import TARGET_SETTINGS, generator_name, unused_setting
 
@@ -287,14 +288,28 @@ def _sources(value: Any, where: str) -> list[tuple[str, ...]] | None:
     out = []
     for i, s in enumerate(_list(value, where)):
         w = f"{where}[{i}]"
-        names = [s] if isinstance(s, str) else _list(s, w)
-        t = tuple(_extractor(n, f"{w}" if isinstance(s, str) else f"{w}[{j}]", white_box=True) for j, n in enumerate(names))
+        if isinstance(s, Mapping):
+            t = _leave_one_out(s, w)
+        else:
+            names = [s] if isinstance(s, str) else _list(s, w)
+            t = tuple(_extractor(n, f"{w}" if isinstance(s, str) else f"{w}[{j}]", white_box=True) for j, n in enumerate(names))
         if len(set(t)) != len(t):
             raise _fail(w, f"an extractor appears twice in {list(t)}")
         if t in out:
             raise _fail(w, f"source {'+'.join(t)} is listed twice")
         out.append(t)
     return out
+
+
+def _leave_one_out(value: Mapping, where: str) -> tuple[str, ...]:
+    """``{all_but: X}``: every white-box landmark extractor but ``X`` and the one that runs the same
+    network (``facemesh`` for ``facemesh_tflite``): an ensemble for which ``X`` is black-box."""
+    x = _extractor(_keys(value, ("all_but",), where).get("all_but"), f"{where}.all_but")
+    same = extractor_info(x).same_network_as
+    t = tuple(n for n in list_extractors(white_box=True) if n not in (x, same))
+    if not t:
+        raise _fail(where, f"no white-box extractor is left without {x!r}")
+    return t
 
 
 def source_name(targets) -> str:
