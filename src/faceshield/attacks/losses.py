@@ -161,12 +161,6 @@ def random_jitter_boxes(boxes: torch.Tensor, n: int, amp: float, seeds: Sequence
     return _moved_copies(boxes, u[..., :2] * amp, 1 + amp * u[..., 2:])
 
 
-def _centre_in(box: np.ndarray, region: np.ndarray) -> bool:
-    """Whether the centre of ``x0, y0, x1, y1`` ``box`` lies in ``region``."""
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return bool(region[0] <= cx <= region[2] and region[1] <= cy <= region[3])
-
-
 class _FaceLoss(nn.Module):
     """Shared plumbing: flatten faces of all samples, jitter, re-detect, and sum per-face losses per sample."""
 
@@ -255,7 +249,7 @@ class _FaceLoss(nn.Module):
         changed = False
         for f, boxes in enumerate(self._face_rois):
             clean, old, latest = boxes[0], boxes[1:], []  # latest: this round's, worst first (the best is kept longest)
-            for match in reversed([r for r in found[self._sample[f]] if _centre_in(r, clean)][: self.MAX_BOXES - 1]):
+            for match in reversed([r for r in found[self._sample[f]] if self.extractor.same_face(r, clean)][: self.MAX_BOXES - 1]):
                 if any(box_iou(match, b) >= self.NEW_IOU for b in [clean, *latest]):
                     continue
                 known = next((b for b in old if box_iou(match, b) >= self.NEW_IOU), None)

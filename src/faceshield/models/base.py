@@ -92,6 +92,12 @@ class LandmarkExtractor(ABC):
         uint8 RGB."""
         return self.detect(image)
 
+    def same_face(self, candidate: np.ndarray, roi: np.ndarray) -> bool:
+        """Whether a re-detected candidate's ``roi`` ``(4,)`` is the face whose clean ``roi`` is
+        ``roi`` (default: the candidate's centre lies in it; re-detection, :mod:`faceshield.attacks.losses`)."""
+        cx, cy = (candidate[0] + candidate[2]) / 2, (candidate[1] + candidate[3]) / 2
+        return bool(roi[0] <= cx <= roi[2] and roi[1] <= cy <= roi[3])
+
     def landmarks(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable landmarks.
 

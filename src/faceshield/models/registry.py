@@ -47,7 +47,7 @@ def register_extractor(info: ExtractorInfo | TargetInfo):
 
 def _load_builtin() -> None:
     # Importing the modules registers their extractors.
-    from faceshield.models import dlib68, facemesh, fan, hrnet, mtcnn, zoo  # noqa: F401
+    from faceshield.models import dlib68, facemesh, fan, hrnet, mtcnn, retinaface, zoo  # noqa: F401
 
 
 register_target = register_extractor
