@@ -141,3 +141,25 @@ def test_white_box_attack_moves_points_or_loses_the_face(extractors, data_root):
     assert np.abs(out.rgb.astype(int) - rgb).max() <= 15  # the paper's eps
     r = evaluate_extractor(ext, rgb, out.rgb)
     assert all(v is None or v >= 0.4 for v in r.nme_per_face), r.nme_per_face
+
+
+def test_hide_pushes_the_face_score_down(extractors, data_root):
+    from faceshield.pipeline import ProtectConfig, protect_array
+
+    rgb, _ = _helen(data_root, 2)[1]
+    ext = extractors["retinaface-mnet"]
+    f = max(ext.detect(rgb), key=lambda f: f.score)
+    roi = torch.tensor(f.roi[None], dtype=torch.float32)
+    out = protect_array(rgb, ProtectConfig(targets=("retinaface-mnet",), hide=1.0, steps=10, jitter=1), extractors={"retinaface-mnet": ext})
+    with torch.no_grad():
+        clean = float(ext.landmarks_and_scores(to_tensor(rgb), roi)[1])
+        prot = float(ext.landmarks_and_scores(to_tensor(out.rgb), roi)[1])
+    assert clean > ext.face_threshold and prot < clean - 2.0, (clean, prot)
+
+
+def test_hide_needs_a_target_with_a_face_score():
+    from faceshield.pipeline import ProtectConfig
+
+    with pytest.raises(ValueError, match="face score"):
+        ProtectConfig(targets=("fan",), hide=1.0)
+    assert ProtectConfig(targets=("fan", "retinaface-slim"), hide=1.0).hide == 1.0

@@ -333,7 +333,8 @@ class _FaceLoss(nn.Module):
             pred = self.predict(x_adv, boxes)
         else:
             pred = self.unmap(self.predict(x_adv, move_boxes(boxes, affine)), affine)
-        per_face = self.per_face(pred, ref) * self.weight.to(pred.dtype)
+        per_face = self.per_face(pred, ref)
+        per_face = per_face * self.weight.to(per_face.dtype)
         out = torch.zeros(self.n_samples, dtype=per_face.dtype, device=per_face.device)
         return out.index_add(0, self.owner, per_face)
 
@@ -358,22 +359,46 @@ class LandmarkDisplacementLoss(_FaceLoss):
             displacement). With several boxes per face (``redetect``, ``jitter``) the uncapped sum
             lets one box that is already far off soak up the budget while a box the detector may
             pick instead keeps its clean points; capped, the gradient goes to the boxes below it.
+        hide: weight of the face-hiding term (0 = off; extractors with ``info.face_score``): adds
+            ``hide * relu(logit - threshold + HIDE_MARGIN)`` per box copy, the detector's face logit
+            (:meth:`~faceshield.models.base.LandmarkExtractor.landmarks_and_scores`) pushed below the
+            logit at which its pipeline drops the face, with a margin: a face the forger's detector
+            does not find is as protected as one it misplaces, and the detector stage is what the
+            CNN face detectors have in common (a route to transfer).
     """
 
-    def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, *, cap: float = 0.0, **kwargs) -> None:
+    #: how far below the detector's threshold the face logit is pushed (logit units)
+    HIDE_MARGIN = 2.0
+
+    def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, *, cap: float = 0.0, hide: float = 0.0, **kwargs) -> None:
+        self.hide = check_positive(hide, "hide", allow_zero=True)
+        if self.hide and not extractor.info.face_score:
+            raise ValueError(f"hide: {extractor.name} gives no differentiable face score")
         super().__init__(extractor, rois, jitter, **kwargs)
         self.cap = check_positive(cap, "cap", allow_zero=True)
 
-    def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
-        return self.extractor.landmarks(x, self.boxes if boxes is None else boxes, self.owner)
+    def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None):
+        """``(N, K, 2)`` landmarks, or with ``hide`` ``(landmarks, (N,) face logits)``."""
+        boxes = self.boxes if boxes is None else boxes
+        if self.hide:
+            return self.extractor.landmarks_and_scores(x, boxes, self.owner)
+        return self.extractor.landmarks(x, boxes, self.owner)
 
-    def unmap(self, pred: torch.Tensor, affine: Affine) -> torch.Tensor:
+    def unmap(self, pred, affine: Affine):
+        if isinstance(pred, tuple):
+            return self.unmap(pred[0], affine), pred[1]
         sx, sy, ox, oy = affine
         return (pred - pred.new_tensor([ox, oy])) / pred.new_tensor([sx, sy])
 
     def per_face(self, pred, ref):
+        logit = None
+        if isinstance(pred, tuple):
+            (pred, logit), ref = pred, ref[0]
         d = nme(pred, ref, self.extractor.scheme)
-        return -(d.clamp(max=self.cap) if self.cap else d)
+        out = -(d.clamp(max=self.cap) if self.cap else d)
+        if logit is not None:
+            out = out + self.hide * torch.relu(logit - self.extractor.face_threshold + self.HIDE_MARGIN)
+        return out
 
 
 class HeatmapCosineLoss(_FaceLoss):

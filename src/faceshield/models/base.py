@@ -33,6 +33,9 @@ class ExtractorInfo:
     #: the registered white-box extractor that runs the same network (a port of it), if any: a
     #: perturbation made on that one is white-box here too, not transfer.
     same_network_as: str | None = None
+    #: the differentiable stage also gives the detector's face score (:meth:`LandmarkExtractor.face_logits`):
+    #: an attack can then hide the face from the detector (``hide``)
+    face_score: bool = False
 
     @property
     def family(self) -> str:
@@ -46,7 +49,8 @@ class ExtractorInfo:
         """What ``faceshield models --json`` prints for it."""
         return {"name": self.name, "family": "landmark", "kind": self.kind.value, "inputs": self.inputs, "weights": self.weights,
                 "description": self.description, "points": self.scheme.n_points, "scheme": self.scheme.name,
-                "normaliser": self.scheme.normaliser_name, "same_network_as": self.same_network_as}
+                "normaliser": self.scheme.normaliser_name, "same_network_as": self.same_network_as,
+                "face_score": self.face_score}
 
 
 class LandmarkExtractor(ABC):
@@ -111,6 +115,15 @@ class LandmarkExtractor(ABC):
             ``(N, K, 2)`` ``x, y`` in pixels of ``x``.
         """
         raise NotImplementedError(f"{self.name} is a {self.kind.value} extractor: it has no differentiable landmarks")
+
+    #: the detector keeps a face whose :meth:`face_logits` is at least this (``log p / (1 - p)``)
+    face_threshold: float = 0.0
+
+    def landmarks_and_scores(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable ``(N, K, 2)`` landmarks (as :meth:`landmarks`) and ``(N,)`` face logits of
+        the detector (``info.face_score`` extractors only): the face is lost below
+        :attr:`face_threshold`."""
+        raise NotImplementedError(f"{self.name} gives no differentiable face score")
 
     def heatmaps(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable heat-maps ``(N, K, h, w)`` for the faces in ``rois`` (heat-map models only)."""

@@ -370,6 +370,7 @@ INFO = ExtractorInfo(
     kind=ExtractorKind.REGRESSION,
     weights="package data: facenet-pytorch 2.6.0 pnet/rnet/onet.pt (MIT)",
     description="MTCNN cascade (P/R/O-Net, Zhang et al. 2016) as in facenet-pytorch; 5 points regressed by ONet",
+    face_score=True,
 )
 
 
@@ -574,6 +575,16 @@ class MTCNNExtractor(LandmarkExtractor):
         """Differentiable 5 points: ``x`` ``(B, 3, H, W)`` in ``[0, 1]``, ``rois`` ``(N, 4)``
         (``Face.roi``) in images ``index`` -> ``(N, 5, 2)`` pixels. See :meth:`stages`."""
         return self.stages(x, rois, index, crop).points
+
+    #: RNet and ONet keep a face from probability 0.7
+    face_threshold = float(np.log(THRESHOLDS[1] / (1 - THRESHOLDS[1])))
+
+    def landmarks_and_scores(self, x: torch.Tensor, rois: torch.Tensor | np.ndarray, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`landmarks` and ``(N,)`` the lower of the RNet and ONet face logits (the face is lost
+        when either stage rejects it, below :attr:`face_threshold`)."""
+        s = self.stages(x, rois, index)
+        logit = lambda p: torch.logit(p.clamp(1e-6, 1 - 1e-6))  # noqa: E731
+        return s.points, torch.minimum(logit(s.rnet_prob), logit(s.onet_prob))
 
     def onet_landmarks(self, x: torch.Tensor, boxes: torch.Tensor | np.ndarray, index: torch.Tensor | None = None, crop: str = "exact") -> torch.Tensor:
         """ONet alone on already refined boxes: ``x`` ``(B, 3, H, W)`` in ``[0, 1]``, ``boxes``

@@ -764,9 +764,19 @@ class RetinaFaceExtractor(LandmarkExtractor):
             self._priors[n] = priors(self.config, n, n)
         return self._priors[n].to(device)
 
+    #: the pipeline shows faces from probability VIS_THRESHOLD (0.6)
+    face_threshold = float(np.log(VIS_THRESHOLD / (1 - VIS_THRESHOLD)))
+
     def landmarks(self, x: torch.Tensor, rois, index: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable ``(N, 5, 2)`` points in pixels of ``x`` ``(B, 3, H, W)`` in ``[0, 1]`` for
         the face windows ``rois`` ``(N, 4)`` (``Face.roi``) in images ``index``."""
+        return self.landmarks_and_scores(x, rois, index)[0]
+
+    def landmarks_and_scores(self, x: torch.Tensor, rois, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`landmarks` and ``(N,)`` the face's logit: a soft maximum (temperature 0.5) of
+        ``log p / (1 - p)`` over the anchors whose decoded box is centred on the window (within a
+        quarter of its side; the Gaussian weight of :meth:`landmarks` in log form). The pipeline
+        drops the face when every anchor is below :attr:`face_threshold`."""
         rois, index = check_rois(x, rois, index)
         side = ((rois[:, 2] - rois[:, 0]) + (rois[:, 3] - rois[:, 1])) / 2
         n = max(16, int(round(float(side.mean()) * window_scale(float(side.mean()), self.long_side, self.upscale))))
@@ -784,7 +794,7 @@ class RetinaFaceExtractor(LandmarkExtractor):
         w = torch.softmax(logit, dim=1)
         p = (w[..., None, None] * pts).sum(1)  # (N, 5, 2) in [0, 1] of the window
         wh = torch.stack([rois[:, 2] - rois[:, 0], rois[:, 3] - rois[:, 1]], -1)[:, None]
-        return rois[:, None, :2] + p * wh
+        return rois[:, None, :2] + p * wh, self.TEMPERATURE * torch.logsumexp(logit, dim=1)
 
 
 def _register(name: str, arch: str) -> None:
@@ -794,6 +804,7 @@ def _register(name: str, arch: str) -> None:
         kind=ExtractorKind.REGRESSION,
         weights=f"{arch_config(arch).weight_file} of biubug6/Face-Detector-1MB-with-landmark (MIT) via weights= or ${WEIGHTS_ENV}; never shipped",
         description=f"{_TITLES[arch]} (WIDER FACE), its own detector: the black-box test nobody here trained",
+        face_score=True,
     )
 
     @register_extractor(info)

@@ -263,6 +263,9 @@ class ProtectConfig:
             :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
         nme_cap: regression targets only (MTCNN, FaceMesh): count each attacked box's landmark
             displacement up to this NME (0 = off).
+        hide: targets with a face score only (MTCNN, the RetinaFace family): weight of the term that
+            pushes the detector's face logit below the pipeline's threshold (0 = off; a lost face is
+            protected; :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
         detector: manipulator targets and generators only: the landmark extractor that finds and
             aligns the faces a manipulator edits (the forger's face detector; ``mtcnn``), or that a
             generator's crops are taken from.
@@ -299,6 +302,7 @@ class ProtectConfig:
     push: float = _field(0.0, "float", low=0)
     redetect: int = _field(0, "int", low=0)
     nme_cap: float = _field(0.0, "float", low=0)
+    hide: float = _field(0.0, "float", low=0)
     detector: str = _field("mtcnn", "choice", choices=_choices_detector)
     domains: tuple[str, ...] = _field((), "domains")
     domain_mode: str = _field("all", "choice", choices=("all", "random"))
@@ -428,7 +432,7 @@ def _expand(eot: Any) -> tuple:
 
 _OPTIMISER = {"alpha", "steps", "decay", "budget"}
 #: settings that mean something for some kinds of target only
-TARGET_SETTINGS = ("push", "nme_cap", "jitter", "jitter_mode", "redetect", "detector", "domains", "domain_mode")
+TARGET_SETTINGS = ("push", "nme_cap", "hide", "jitter", "jitter_mode", "redetect", "detector", "domains", "domain_mode")
 _LANDMARK_ONLY = ("jitter", "jitter_mode", "redetect")
 _MANIPULATOR_ONLY = ("detector", "domains", "domain_mode")
 
@@ -473,6 +477,14 @@ def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], 
         if want not in families:
             return f"only {want} targets use it, and the targets are {', '.join(targets)}"
         return None
+    if name == "hide":
+        from faceshield.models import target_info
+
+        try:
+            ok = any(getattr(target_info(t), "face_score", False) for t in targets)
+        except ValueError:
+            return None
+        return None if ok else f"only targets with a differentiable face score (mtcnn, retinaface-*) use it, and the targets are {', '.join(targets)}"
     if name in ("push", "nme_cap"):
         from faceshield.core.types import ExtractorKind
 

@@ -47,12 +47,12 @@ class ProtectedImage:
 def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig, canvas=None):
     """The Landmark Breaker loss for one extractor: heat-map cosine (Eq. 1) for heat-map models,
     landmark displacement for regression models, with ``config``'s box jitter, re-detection, push
-    (heat-map models) and NME cap (regression models). ``canvas``: where the samples sit in
+    (heat-map models), NME cap (regression models) and face hiding (models with a face score). ``canvas``: where the samples sit in
     whole images, for re-detection (:class:`~faceshield.attacks.LandmarkDisplacementLoss`)."""
     kw = {"jitter": config.jitter, "jitter_mode": config.jitter_mode, "seed": config.seed, "redetect": config.redetect, "canvas": canvas}
     if extractor.kind is ExtractorKind.HEATMAP:
         return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
-    return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, **kw)
+    return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, hide=config.hide if extractor.info.face_score else 0.0, **kw)
 
 
 def crop_extent(matrix: np.ndarray, size: int) -> np.ndarray:
