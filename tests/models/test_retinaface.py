@@ -163,3 +163,25 @@ def test_hide_needs_a_target_with_a_face_score():
     with pytest.raises(ValueError, match="face score"):
         ProtectConfig(targets=("fan",), hide=1.0)
     assert ProtectConfig(targets=("fan", "retinaface-slim"), hide=1.0).hide == 1.0
+
+
+def test_feature_distortion_is_zero_on_the_clean_photo_and_grows(extractors, astronaut):
+    from faceshield.attacks import FeatureDistortionLoss
+
+    ext = extractors["retinaface-rfb"]
+    f = max(ext.detect(astronaut), key=lambda f: f.score)
+    x = to_tensor(astronaut)
+    feats = ext.features(x, torch.tensor(f.roi[None], dtype=torch.float32))
+    assert feats.shape[:2] == (1, 64) and feats.shape[-1] == 512 // 8 // 2  # central half of the stride-8 map
+    loss = FeatureDistortionLoss(ext, [f.roi[None]], jitter=3)
+    assert float(loss(x, x).abs().max()) < 1e-6
+    noisy = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
+    assert float(loss(noisy, x)[0]) < -1e-3
+
+
+def test_feature_weight_needs_a_target_with_features():
+    from faceshield.pipeline import ProtectConfig
+
+    with pytest.raises(ValueError, match="features"):
+        ProtectConfig(targets=("mtcnn", "fan"), feature_weight=1.0)
+    assert ProtectConfig(targets=("mtcnn", "retinaface-mnet"), feature_weight=1.0).feature_weight == 1.0

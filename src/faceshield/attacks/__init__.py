@@ -15,7 +15,7 @@ from faceshield.attacks.difgsm import DIMIFGSM, resize_pad
 from faceshield.attacks.eot import EOT_DEFAULT, EOTLoss, eot_pool
 from faceshield.attacks.fgsm import FGSM
 from faceshield.attacks.ifgsm import IFGSM
-from faceshield.attacks.losses import JITTER_MODES, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, heatmap_push, move_boxes
+from faceshield.attacks.losses import JITTER_MODES, FeatureDistortionLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, heatmap_cosine_loss, heatmap_push, move_boxes
 from faceshield.attacks.mifgsm import MIFGSM
 from faceshield.attacks.mixed import MixedFGSM
 from faceshield.attacks.pgd import PGD
@@ -64,7 +64,7 @@ def create_attack(name: str, loss, **kwargs) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "CW", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "LandmarkDisplacementLoss",
+    "ATTACKS", "CW", "JITTER_MODES", "Attack", "DIMIFGSM", "EOTLoss", "EOT_DEFAULT", "FGSM", "HeatmapCosineLoss", "IFGSM", "FeatureDistortionLoss", "LandmarkDisplacementLoss",
     "MIFGSM", "MixedFGSM", "PGD", "SumLoss", "attack_names", "delta_e_penalty", "jnd_budget", "jnd_levels", "limit_chroma", "attack_settings", "canonical_attack", "check_smooth", "create_attack", "eot_pool", "heatmap_cosine_loss", "heatmap_push", "move_boxes",
     "quantize_to_budget", "resize_pad", "texture_budget",
 ]

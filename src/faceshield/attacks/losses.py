@@ -427,6 +427,26 @@ class HeatmapCosineLoss(_FaceLoss):
         return loss
 
 
+class FeatureDistortionLoss(_FaceLoss):
+    """``-||F(x_adv) - F(x_clean)||^2 / ||F(x_clean)||^2`` per box copy: the relative distortion of
+    an extractor's intermediate features around the face
+    (:meth:`~faceshield.models.base.LandmarkExtractor.features`, ``info.features`` extractors).
+    Early convolutional features are what CNN face detectors trained on the same kind of data have
+    in common, so distorting them is the transfer literature's route to models never seen (feature
+    -level attacks); measured in docs/retinaface.md. Arguments as :class:`LandmarkDisplacementLoss`."""
+
+    def __init__(self, extractor: LandmarkExtractor, rois: Sequence, jitter: int = 1, **kwargs) -> None:
+        if not extractor.info.features:
+            raise ValueError(f"{extractor.name} gives no differentiable features")
+        super().__init__(extractor, rois, jitter, **kwargs)
+
+    def predict(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.extractor.features(x, self.boxes if boxes is None else boxes, self.owner)
+
+    def per_face(self, pred, ref):
+        return -((pred - ref) ** 2).flatten(1).sum(1) / (ref**2).flatten(1).sum(1).clamp(min=1e-12)
+
+
 class SumLoss(nn.Module):
     """Ensemble: ``sum_i w_i * loss_i(x_adv, x_clean)``; :meth:`reset` and :meth:`observe` reach every member."""
 

@@ -113,7 +113,7 @@ def attack_settings(attack: Mapping[str, Any], seed: int, rows: Sequence = ()) -
     that overrides them is listed with its overrides."""
     s = {"eps": attack["eps"], "alpha": attack["alpha"], "T": attack["steps"], "decay": attack["decay"], "budget": attack["budget"],
          "mask": f"{attack['mask']} x{attack['mask_scale']:g}" if attack["mask"] == "face" else attack["mask"], "jitter": attack["jitter"]}
-    for k in ("jitter_mode", "perceptual", "smooth", "ssim_weight", "push", "redetect", "nme_cap", "hide"):
+    for k in ("jitter_mode", "perceptual", "smooth", "ssim_weight", "push", "redetect", "nme_cap", "hide", "feature_weight"):
         if attack[k] != ATTACK_DEFAULTS[k]:
             s[k] = attack[k]
     if attack["eot"]:

@@ -207,6 +207,7 @@ def protect(
     redetect: Annotated[Optional[int], typer.Option(help="Every this many steps, run the target's own detector on the protected image so far and attack every box it now weighs for each face too (0 = off): the perturbation moves the detector's box, and MTCNN's cascade then reads the landmarks from a box the attack never saw. [default: 0, or the preset's]")] = None,
     nme_cap: Annotated[Optional[float], typer.Option(help="Regression targets (mtcnn, facemesh) only: count each attacked box's landmark displacement up to this NME (0 = off): with --redetect a face has several boxes, and the budget then goes to those the detector may still pick with their clean points. [default: 0]")] = None,
     hide: Annotated[Optional[float], typer.Option(help="Targets with a face score (mtcnn, retinaface-*) only: also push the detector's face score below its threshold, with this weight (0 = off): a face the forger's detector cannot find is protected too. [default: 0]")] = None,
+    feature_weight: Annotated[Optional[float], typer.Option(help="Targets with features (retinaface-*) only: also distort their early convolutional features around the face, with this weight (0 = off): transfers to CNN face detectors the attack never saw. [default: 0]")] = None,
     detector: Annotated[Optional[str], typer.Option(help="Manipulator targets: the landmark extractor that finds and aligns the faces a manipulator edits (the forger's detector). [default: mtcnn]")] = None,
     domains: Annotated[Optional[str], typer.Option(help="Manipulator targets: comma-separated domains to disrupt (e.g. Blond_Hair,Male). [default: all of each manipulator's]")] = None,
     domain_mode: Annotated[Optional[str], typer.Option(help="Manipulator targets: 'all' disrupts every domain at each step; 'random' one random domain per step (class-transferable, Ruiz et al.). [default: all]")] = None,
@@ -228,7 +229,7 @@ def protect(
         config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
                          mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jnd=jnd, chroma=chroma, delta_e_weight=delta_e_weight,
                          jitter_mode=jitter_mode, smooth=smooth,
-                         ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap, hide=hide, detector=detector, domains=domains, domain_mode=domain_mode)
+                         ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap, hide=hide, feature_weight=feature_weight, detector=detector, domains=domains, domain_mode=domain_mode)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)

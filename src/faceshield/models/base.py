@@ -36,6 +36,9 @@ class ExtractorInfo:
     #: the differentiable stage also gives the detector's face score (:meth:`LandmarkExtractor.face_logits`):
     #: an attack can then hide the face from the detector (``hide``)
     face_score: bool = False
+    #: the differentiable stage also gives intermediate features (:meth:`LandmarkExtractor.features`):
+    #: an attack can distort them (``feature_weight``)
+    features: bool = False
 
     @property
     def family(self) -> str:
@@ -50,7 +53,7 @@ class ExtractorInfo:
         return {"name": self.name, "family": "landmark", "kind": self.kind.value, "inputs": self.inputs, "weights": self.weights,
                 "description": self.description, "points": self.scheme.n_points, "scheme": self.scheme.name,
                 "normaliser": self.scheme.normaliser_name, "same_network_as": self.same_network_as,
-                "face_score": self.face_score}
+                "face_score": self.face_score, "features": self.features}
 
 
 class LandmarkExtractor(ABC):
@@ -124,6 +127,11 @@ class LandmarkExtractor(ABC):
         the detector (``info.face_score`` extractors only): the face is lost below
         :attr:`face_threshold`."""
         raise NotImplementedError(f"{self.name} gives no differentiable face score")
+
+    def features(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable ``(N, C, h, w)`` intermediate features of the network around each face
+        (``info.features`` extractors only)."""
+        raise NotImplementedError(f"{self.name} gives no differentiable features")
 
     def heatmaps(self, x: torch.Tensor, rois: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         """Differentiable heat-maps ``(N, K, h, w)`` for the faces in ``rois`` (heat-map models only)."""

@@ -772,16 +772,34 @@ class RetinaFaceExtractor(LandmarkExtractor):
         the face windows ``rois`` ``(N, 4)`` (``Face.roi``) in images ``index``."""
         return self.landmarks_and_scores(x, rois, index)[0]
 
+    def _windows(self, x: torch.Tensor, rois, index: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """``(rois (N, 4), network inputs (N, 3, n, n), n)``: each window resampled to the pipeline's scale."""
+        rois, index = check_rois(x, rois, index)
+        side = float((((rois[:, 2] - rois[:, 0]) + (rois[:, 3] - rois[:, 1])) / 2).mean())
+        n = max(16, int(round(side * window_scale(side, self.long_side, self.upscale))))
+        return rois, preprocess(crop_boxes(x, rois, n, index, antialias=False)), n
+
+    def features(self, x: torch.Tensor, rois, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable ``(N, 64, h, w)`` stride-8 features of the central half of each face
+        window (``rois`` ``(N, 4)``, ``Face.roi``) of ``x`` ``(B, 3, H, W)`` in [0, 1]: the map the
+        first heads start from (the MobileNet body's first stage; slim's ``conv8``, RFB's
+        receptive-field block), computed without the rest of the network."""
+        _, f, _ = self._windows(x, rois, index)
+        if self.arch == "mobilenet0.25":
+            f = self.net.body.stage1(f)
+        else:
+            for i in range(1, 9):
+                f = getattr(self.net, f"conv{i}")(f)
+        h, w = f.shape[-2:]
+        return f[..., h // 4 : h - h // 4, w // 4 : w - w // 4]
+
     def landmarks_and_scores(self, x: torch.Tensor, rois, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`landmarks` and ``(N,)`` the face's logit: a soft maximum (temperature 0.5) of
         ``log p / (1 - p)`` over the anchors whose decoded box is centred on the window (within a
         quarter of its side; the Gaussian weight of :meth:`landmarks` in log form). The pipeline
         drops the face when every anchor is below :attr:`face_threshold`."""
-        rois, index = check_rois(x, rois, index)
-        side = ((rois[:, 2] - rois[:, 0]) + (rois[:, 3] - rois[:, 1])) / 2
-        n = max(16, int(round(float(side.mean()) * window_scale(float(side.mean()), self.long_side, self.upscale))))
-        crops = crop_boxes(x, rois, n, index, antialias=False)
-        loc, conf, landm = self.net(preprocess(crops))
+        rois, inp, n = self._windows(x, rois, index)
+        loc, conf, landm = self.net(inp)
         anchors = self._anchors(n, x.device)
         var = self.config.variance
         boxes = decode_boxes(loc, anchors, var)  # (N, P, 4) in [0, 1] of the window
@@ -805,6 +823,7 @@ def _register(name: str, arch: str) -> None:
         weights=f"{arch_config(arch).weight_file} of biubug6/Face-Detector-1MB-with-landmark (MIT) via weights= or ${WEIGHTS_ENV}; never shipped",
         description=f"{_TITLES[arch]} (WIDER FACE), its own detector: the black-box test nobody here trained",
         face_score=True,
+        features=True,
     )
 
     @register_extractor(info)

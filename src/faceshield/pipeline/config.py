@@ -266,6 +266,9 @@ class ProtectConfig:
         hide: targets with a face score only (MTCNN, the RetinaFace family): weight of the term that
             pushes the detector's face logit below the pipeline's threshold (0 = off; a lost face is
             protected; :class:`~faceshield.attacks.losses.LandmarkDisplacementLoss`).
+        feature_weight: targets with features only (the RetinaFace family): weight of the relative
+            distortion of their early features around the face added to the loss (0 = off; for
+            transfer to CNN detectors never seen: :class:`~faceshield.attacks.losses.FeatureDistortionLoss`).
         detector: manipulator targets and generators only: the landmark extractor that finds and
             aligns the faces a manipulator edits (the forger's face detector; ``mtcnn``), or that a
             generator's crops are taken from.
@@ -303,6 +306,7 @@ class ProtectConfig:
     redetect: int = _field(0, "int", low=0)
     nme_cap: float = _field(0.0, "float", low=0)
     hide: float = _field(0.0, "float", low=0)
+    feature_weight: float = _field(0.0, "float", low=0)
     detector: str = _field("mtcnn", "choice", choices=_choices_detector)
     domains: tuple[str, ...] = _field((), "domains")
     domain_mode: str = _field("all", "choice", choices=("all", "random"))
@@ -432,7 +436,7 @@ def _expand(eot: Any) -> tuple:
 
 _OPTIMISER = {"alpha", "steps", "decay", "budget"}
 #: settings that mean something for some kinds of target only
-TARGET_SETTINGS = ("push", "nme_cap", "hide", "jitter", "jitter_mode", "redetect", "detector", "domains", "domain_mode")
+TARGET_SETTINGS = ("push", "nme_cap", "hide", "feature_weight", "jitter", "jitter_mode", "redetect", "detector", "domains", "domain_mode")
 _LANDMARK_ONLY = ("jitter", "jitter_mode", "redetect")
 _MANIPULATOR_ONLY = ("detector", "domains", "domain_mode")
 
@@ -477,14 +481,15 @@ def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], 
         if want not in families:
             return f"only {want} targets use it, and the targets are {', '.join(targets)}"
         return None
-    if name == "hide":
+    if name in ("hide", "feature_weight"):
         from faceshield.models import target_info
 
+        attr, what = ("face_score", "a differentiable face score (mtcnn, retinaface-*)") if name == "hide" else ("features", "differentiable features (retinaface-*)")
         try:
-            ok = any(getattr(target_info(t), "face_score", False) for t in targets)
+            ok = any(getattr(target_info(t), attr, False) for t in targets)
         except ValueError:
             return None
-        return None if ok else f"only targets with a differentiable face score (mtcnn, retinaface-*) use it, and the targets are {', '.join(targets)}"
+        return None if ok else f"only targets with {what} use it, and the targets are {', '.join(targets)}"
     if name in ("push", "nme_cap"):
         from faceshield.core.types import ExtractorKind
 

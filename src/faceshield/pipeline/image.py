@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from faceshield.attacks import EOTLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, jnd_budget, texture_budget
+from faceshield.attacks import EOTLoss, FeatureDistortionLoss, HeatmapCosineLoss, LandmarkDisplacementLoss, SumLoss, create_attack, jnd_budget, texture_budget
 from faceshield.core.errors import NoFaceError
 from faceshield.core.types import ExtractorKind, Face
 from faceshield.io import to_tensor, to_uint8
@@ -47,12 +47,18 @@ class ProtectedImage:
 def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config: ProtectConfig, canvas=None):
     """The Landmark Breaker loss for one extractor: heat-map cosine (Eq. 1) for heat-map models,
     landmark displacement for regression models, with ``config``'s box jitter, re-detection, push
-    (heat-map models), NME cap (regression models) and face hiding (models with a face score). ``canvas``: where the samples sit in
+    (heat-map models), NME cap (regression models), face hiding (models with a face score) and
+    feature distortion (models with features: a :class:`SumLoss` of both). ``canvas``: where the samples sit in
     whole images, for re-detection (:class:`~faceshield.attacks.LandmarkDisplacementLoss`)."""
     kw = {"jitter": config.jitter, "jitter_mode": config.jitter_mode, "seed": config.seed, "redetect": config.redetect, "canvas": canvas}
     if extractor.kind is ExtractorKind.HEATMAP:
-        return HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
-    return LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, hide=config.hide if extractor.info.face_score else 0.0, **kw)
+        loss = HeatmapCosineLoss(extractor, rois, push=config.push, **kw)
+    else:
+        loss = LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, hide=config.hide if extractor.info.face_score else 0.0, **kw)
+    if config.feature_weight and extractor.info.features:
+        kw.pop("redetect"), kw.pop("canvas")
+        return SumLoss([loss, FeatureDistortionLoss(extractor, rois, **kw)], [1.0, config.feature_weight])
+    return loss
 
 
 def crop_extent(matrix: np.ndarray, size: int) -> np.ndarray:
