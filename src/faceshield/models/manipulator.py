@@ -138,13 +138,18 @@ class StarGANEditor(Manipulator):
     HAIR = HAIR_DOMAINS
 
     def condition(self, domain: str, attrs: dict[str, float]) -> torch.Tensor:
-        self.check_domain(domain)
-        own = {d: float(attrs.get(d, 0.0) > 0.5) for d in self.domains}
-        if domain in self.HAIR:
-            c = {**own, **{h: float(h == domain) for h in self.HAIR if h in own}}
-        else:
-            c = {**own, domain: 1.0 - own[domain]}
-        return torch.tensor([c[d] for d in self.domains], dtype=torch.float32)
+        return stargan_condition(self.check_domain(domain), attrs, self.domains)
+
+
+def stargan_condition(domain: str, attrs: dict[str, float], domains=STARGAN_DOMAINS) -> torch.Tensor:
+    """``(len(domains),)`` StarGAN condition towards ``domain`` for a face with attribute
+    probabilities ``attrs``: the hair colours one-hot, Male / Young flipped, the rest kept."""
+    own = {d: float(attrs.get(d, 0.0) > 0.5) for d in domains}
+    if domain in HAIR_DOMAINS:
+        c = {**own, **{h: float(h == domain) for h in HAIR_DOMAINS if h in own}}
+    else:
+        c = {**own, domain: 1.0 - own[domain]}
+    return torch.tensor([c[d] for d in domains], dtype=torch.float32)
 
 
 class GANimationEditor(Manipulator):

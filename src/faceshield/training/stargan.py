@@ -68,6 +68,41 @@ class StarGANTrainConfig:
     model: dict = field(default_factory=lambda: StarGANConfig().to_dict())
 
 
+def stargan_step(G: StarGANGenerator, D: StarGANDiscriminator, og, od, x: torch.Tensor, c_org: torch.Tensor, c_trg: torch.Tensor, it: int,
+                 cfg: StarGANTrainConfig, gen: torch.Generator, acc: dict) -> None:
+    """One iteration of StarGAN's recipe on a batch ``x`` ``(B, 3, S, S)`` in [-1, 1] with its labels
+    ``c_org`` and targets ``c_trg`` ``(B, c_dim)``: a critic step (WGAN-GP + domain classification),
+    and every ``n_critic``-th iteration a generator step (adversarial + classification + cycle L1);
+    adds its losses to ``acc`` (``d``, ``g``, ``cls_fake``, ``rec``, ``n_g``). Also stage A of
+    Initiative Defense (:mod:`faceshield.training.initiative`)."""
+    # critic
+    src_r, cls_r = D(x)
+    with torch.no_grad():
+        fake = G(x, c_trg)
+    src_f, _ = D(fake)
+    d_loss = -src_r.mean() + src_f.mean() + cfg.lambda_cls * F.binary_cross_entropy_with_logits(cls_r, c_org) + cfg.lambda_gp * gradient_penalty(D, x, fake, gen)
+    od.zero_grad(set_to_none=True)
+    d_loss.backward()
+    od.step()
+    acc["d"] += d_loss.item()
+    if it % cfg.n_critic == 0:
+        fake, a_f = G.edit(x, c_trg)
+        src_f, cls_f = D(fake)
+        rec, a_r = G.edit(fake, c_org)
+        l_cls = F.binary_cross_entropy_with_logits(cls_f, c_trg)
+        l_rec = (rec - x).abs().mean()
+        g_loss = -src_f.mean() + cfg.lambda_cls_g * l_cls + cfg.lambda_rec * l_rec
+        if a_f is not None:
+            g_loss = g_loss + cfg.lambda_a * (a_f.mean() + a_r.mean()) + cfg.lambda_tv * (total_variation(a_f) + total_variation(a_r))
+        og.zero_grad(set_to_none=True)
+        g_loss.backward()
+        og.step()
+        acc["g"] += g_loss.item()
+        acc["cls_fake"] += float(((cls_f > 0).float() == c_trg).float().mean())
+        acc["rec"] += float(l_rec)
+        acc["n_g"] += 1
+
+
 def train(cfg: StarGANTrainConfig, out: Path, log_every: int = 50, save_every: int = 250) -> dict:
     rng, gen = seed_everything(cfg.seed, cfg.threads)
     mcfg = StarGANConfig(**cfg.model)
@@ -84,32 +119,7 @@ def train(cfg: StarGANTrainConfig, out: Path, log_every: int = 50, save_every: i
         set_lr((og, od), cfg.lr, it, cfg.iters, cfg.lr_restart)
         x, c_org = celeba_batch(ds.images, labels, rng, cfg.batch)
         c_trg = c_org[torch.randperm(cfg.batch, generator=gen)]
-        # critic
-        src_r, cls_r = D(x)
-        with torch.no_grad():
-            fake = G(x, c_trg)
-        src_f, _ = D(fake)
-        d_loss = -src_r.mean() + src_f.mean() + cfg.lambda_cls * F.binary_cross_entropy_with_logits(cls_r, c_org) + cfg.lambda_gp * gradient_penalty(D, x, fake, gen)
-        od.zero_grad(set_to_none=True)
-        d_loss.backward()
-        od.step()
-        acc["d"] += d_loss.item()
-        if it % cfg.n_critic == 0:
-            fake, a_f = G.edit(x, c_trg)
-            src_f, cls_f = D(fake)
-            rec, a_r = G.edit(fake, c_org)
-            l_cls = F.binary_cross_entropy_with_logits(cls_f, c_trg)
-            l_rec = (rec - x).abs().mean()
-            g_loss = -src_f.mean() + cfg.lambda_cls_g * l_cls + cfg.lambda_rec * l_rec
-            if a_f is not None:
-                g_loss = g_loss + cfg.lambda_a * (a_f.mean() + a_r.mean()) + cfg.lambda_tv * (total_variation(a_f) + total_variation(a_r))
-            og.zero_grad(set_to_none=True)
-            g_loss.backward()
-            og.step()
-            acc["g"] += g_loss.item()
-            acc["cls_fake"] += float(((cls_f > 0).float() == c_trg).float().mean())
-            acc["rec"] += float(l_rec)
-            acc["n_g"] += 1
+        stargan_step(G, D, og, od, x, c_org, c_trg, it, cfg, gen, acc)
         if it % log_every == 0:
             n_g = max(acc["n_g"], 1)
             row = [it, round(acc["d"] / log_every, 4), round(acc["g"] / n_g, 4), round(acc["cls_fake"] / n_g, 4), round(acc["rec"] / n_g, 4), round(time.time() - t0, 1)]
