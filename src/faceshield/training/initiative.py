@@ -79,6 +79,7 @@ class InitiativeTrainConfig:
     eval_every: int = 100
     eval_faces: int = 32
     heldout_faces: int = 400
+    train_images: int | None = None  # at most this many training faces (None: all)
     seed: int = 0
     threads: int = 1
     holdout: float = 0.1
@@ -147,7 +148,7 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
     scfg, pcfg = StarGANConfig(**cfg.sm), PerturberConfig(**cfg.model)
     if scfg.size != pcfg.size:
         raise ValueError(f"sm size {scfg.size} != model size {pcfg.size}")
-    ds = load_celeba("train", size=scfg.size, holdout=cfg.holdout, seed=0)
+    ds = load_celeba("train", size=scfg.size, holdout=cfg.holdout, seed=0, limit=cfg.train_images)
     labels = ds.labels(STARGAN_DOMAINS)
     val = load_celeba("test", size=scfg.size, holdout=cfg.holdout, seed=0, limit=cfg.eval_faces)
     xv = torch.from_numpy(val.images.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
@@ -168,7 +169,7 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
     scfg_train = StarGANTrainConfig(n_critic=cfg.n_critic)
     acc: dict[str, float] = {}
     sm_acc = {"d": 0.0, "g": 0.0, "cls_fake": 0.0, "rec": 0.0, "n_g": 0}
-    seen = 0
+    seen, last_dist = 0, None
     for it in range(start, cfg.iters + 1):
         x, c_org = celeba_batch(ds.images, labels, rng, cfg.batch)
         prev = copy.deepcopy(sm) if cfg.enhance else None
@@ -202,13 +203,14 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
             if dist > best:
                 best, best_state = dist, copy.deepcopy(pg.state_dict())
                 torch.save(best_state, out.with_suffix(".best.pt"))
-            acc["dist"], acc["best"] = dist * seen, best * seen
+            last_dist = dist
         if it % log_every == 0 or it == cfg.iters:
             n_g = max(sm_acc["n_g"], 1)
             row = {"iter": it, **{k: round(v / max(seen, 1), 4) for k, v in sorted(acc.items())},
                    "sm_rec": round(sm_acc["rec"] / n_g, 4), "sm_cls_fake": round(sm_acc["cls_fake"] / n_g, 4), "seconds": round(time.time() - t0, 1)}
-            if "best" not in row:
-                row["best"] = round(best, 5)
+            if last_dist is not None:
+                row["dist"], last_dist = round(last_dist, 6), None
+            row["best"] = best  # exact: a resumed run compares against it
             history.append(row)
             print(" ".join(f"{k} {v}" for k, v in row.items()), flush=True)
             acc, seen = {}, 0
