@@ -386,6 +386,16 @@ def train_disrupter(ctx: typer.Context) -> None:
     train_main(list(ctx.args), prog="faceshield train-disrupter")
 
 
+@app.command("train-initiative", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def train_initiative(ctx: typer.Context) -> None:
+    """Train an Initiative Defense poison generator with its surrogate editor on CelebA (seed 003,
+    Alg. 1); every option is that of `python -m faceshield.training.initiative` (see `faceshield
+    train-initiative --help`). Needs the CelebA data ($FACESHIELD_DATA or ../shared/data)."""
+    from faceshield.training.initiative import main as train_main
+
+    train_main(list(ctx.args), prog="faceshield train-initiative")
+
+
 @app.command("manipulate")
 def manipulate_cmd(
     image: Annotated[Path, typer.Argument(help="A photo (clean or protected).")],
