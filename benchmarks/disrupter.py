@@ -63,15 +63,20 @@ def main() -> None:
     torch.manual_seed(cfg.get("seed", 0))
     ds = load_celeba("test", size=64, root=DATA / "celeba", limit=cfg["faces"])
     x = torch.from_numpy(ds.images.astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
-    manips = {n: create_target(n) for n in cfg["manipulators"]}
+    manips = {}
+    for m in cfg["manipulators"]:  # a name, or {name, weights (relative to the repository), label}
+        spec = {"name": m} if isinstance(m, str) else m
+        w = spec.get("weights")
+        g = create_target(spec["name"], weights=str(ROOT.parent / w) if w and not Path(w).is_absolute() else w, cached=False)
+        manips[spec.get("label", spec["name"])] = g
     labels = {n: ds.labels(g.domains) for n, g in manips.items()}
     judges = {n: create_target(n) for n in cfg["judges"]}
-    ref = manips[cfg["manipulators"][0]]
+    ref_name, ref = next(iter(manips.items()))  # Ruiz et al.'s attacks are made on the first
     protections: dict[str, dict] = {"clean (no protection)": {"x": x, "seconds": 0.0, "in_loss": [], "domains": None}}
     for a in cfg.get("attacks", []):
         t0 = time.perf_counter()
-        xa = ruiz(a["method"], ref, x, labels[ref.name], a["eps"] / 255, a["alpha"] / 255, a["steps"], cfg.get("seed", 0))
-        protections[a["name"]] = {"x": xa, "seconds": (time.perf_counter() - t0) / len(x), "in_loss": [ref.name], "domains": None, "settings": a}
+        xa = ruiz(a["method"], ref, x, labels[ref_name], a["eps"] / 255, a["alpha"] / 255, a["steps"], cfg.get("seed", 0))
+        protections[a["name"]] = {"x": xa, "seconds": (time.perf_counter() - t0) / len(x), "in_loss": [ref_name], "domains": None, "settings": a}
         print(a["name"], f"{protections[a['name']]['seconds']:.3f} s/face", flush=True)
     for spec in cfg.get("generators", []):
         w = spec.get("weights")
@@ -108,7 +113,7 @@ def main() -> None:
                 for j in judges:
                     det_rows.append({"protection": pname, "manipulator": mname, "judge": j, "judge_in_loss": j in p["in_loss"], **prf(real[j], fakes[j]),
                                      "protected_inputs_judged_real": round(float(np.mean([v >= 0.5 for v in judges[j].prob_real(xp).tolist()])), 3)})
-                if p["domains"] is not None and mname == ref.name:
+                if p["domains"] is not None and mname == ref_name:
                     for dom, l2 in per_dom.items():
                         dom_rows.append({"generator": pname, "domain": dom, "trained_on": dom in p["domains"], "l2": round(float(l2.mean()), 4),
                                          "disrupted": round(float((l2 >= DISRUPTED_L2).float().mean()), 3)})

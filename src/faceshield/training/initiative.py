@@ -224,7 +224,32 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
             "loss": "seed 003 Alg. 1 / Eqs. 4-12: alternating surrogate (StarGAN-class Res6) and PG (U-Net); PG_best by held-out distortion",
             "surrogate": scfg.to_dict(), "best_distortion": round(best, 5), "train": asdict(cfg), "history": history}
     meta["heldout"] = heldout(pg, cfg, cfg.heldout_faces)
+    save_surrogate(sm, scfg, cfg, surrogate_path(out), ds, seconds)
     return ship_generator(out, pg, meta, ds, cfg.threads, seconds, cfg.holdout)
+
+
+def surrogate_path(out: Path) -> Path:
+    """Where the surrogate of the PG at ``out`` is written: ``NAME.surrogate.pt`` (+ ``.json``)."""
+    return out.with_name(out.stem + ".surrogate.pt")
+
+
+def save_surrogate(sm: StarGANGenerator, scfg: StarGANConfig, cfg: InitiativeTrainConfig, path: Path, ds, seconds: float) -> dict:
+    """The surrogate as a StarGAN generator file (``create_target("stargan", weights=path)`` loads
+    it): for Ruiz et al.'s per-image baseline made on it, the defender's only editor."""
+    meta = {"model": scfg.to_dict(), "domains": list(STARGAN_DOMAINS), "train": asdict(cfg), "role": "Initiative Defense surrogate (stage A)"}
+    return ship_generator(path, sm, meta, ds, cfg.threads, seconds, cfg.holdout)
+
+
+def export_surrogate(ckpt: Path, out: Path) -> dict:
+    """Write the surrogate of a training checkpoint ``ckpt`` (``NAME.ckpt``) to ``out`` (see
+    :func:`save_surrogate`), for runs that ended before it was saved."""
+    st = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own checkpoint (it holds rng states)
+    cfg = InitiativeTrainConfig()
+    scfg = StarGANConfig(**cfg.sm)
+    sm = StarGANGenerator(scfg)
+    sm.load_state_dict({k[len("sm."):]: v for k, v in st["G"].items() if k.startswith("sm.")})
+    ds = load_celeba("train", size=scfg.size, holdout=cfg.holdout, seed=0)
+    return save_surrogate(sm, scfg, cfg, out, ds, st["seconds"])
 
 
 class _Optims:
