@@ -740,8 +740,8 @@ class RetinaFaceExtractor(LandmarkExtractor):
 
     def __init__(self, info: ExtractorInfo, arch: str, weights: str | None = None, *, long_side: int = LONG_SIDE, upscale: bool = False) -> None:
         self.info = info
-        self.arch = arch_config(arch).name
         self.config = arch_config(arch)
+        self.arch = self.config.name
         self.net = load_retinaface(self.arch, weights)
         self.long_side = int(long_side)
         self.upscale = bool(upscale)

@@ -56,8 +56,8 @@ def build_loss(extractor: LandmarkExtractor, rois: Sequence[np.ndarray], config:
     else:
         loss = LandmarkDisplacementLoss(extractor, rois, cap=config.nme_cap, hide=config.hide if extractor.info.face_score else 0.0, **kw)
     if config.feature_weight and extractor.info.features:
-        kw.pop("redetect"), kw.pop("canvas")
-        return SumLoss([loss, FeatureDistortionLoss(extractor, rois, **kw)], [1.0, config.feature_weight])
+        plain = {k: v for k, v in kw.items() if k not in ("redetect", "canvas")}  # re-detection is the landmark loss's
+        return SumLoss([loss, FeatureDistortionLoss(extractor, rois, **plain)], [1.0, config.feature_weight])
     return loss
 
 

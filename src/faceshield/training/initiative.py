@@ -172,8 +172,8 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
     seen, last_dist = 0, None
     for it in range(start, cfg.iters + 1):
         x, c_org = celeba_batch(ds.images, labels, rng, cfg.batch)
-        prev = copy.deepcopy(sm) if cfg.enhance else None
         train_sm = cfg.alternate or it <= cfg.sm_pretrain
+        prev = copy.deepcopy(sm) if cfg.enhance and train_sm else None  # SM_{i-1}: only when stage A moves SM
         if train_sm:  # stage A
             stargan_step(sm, da, o_sm, o_da, x, c_org, c_org[torch.randperm(cfg.batch, generator=gen)], it, scfg_train, gen, sm_acc)
         if not cfg.alternate and it <= cfg.sm_pretrain:
@@ -189,7 +189,7 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
         conds = domain_conditions(c_org, doms)
         l_ab, parts = influence(sm, da, x, xp, c_org, conds, cfg)
         loss = l_ab + cfg.lam * -db(xp)[0].mean()
-        if prev is not None and train_sm:
+        if prev is not None:
             l_prev, _ = influence(prev, da, x, xp, c_org, conds, cfg)
             loss = loss + l_prev
         o_pg.zero_grad(set_to_none=True)
