@@ -62,7 +62,10 @@ def test_protect_directory_with_bad_items(tmp_path, inputs):
         assert not (out / (name.rsplit(".", 1)[0] + ".png")).exists()
     for stem in GOOD:
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.json").is_file(), res.output
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{s}.png" for s in GOOD] + [f"{s}.json" for s in GOOD])  # no temp files
+    batch = ["faceshield-journal.jsonl", "faceshield-summary.csv", "faceshield-summary.json"]  # the run's journal and summary
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{s}.png" for s in GOOD] + [f"{s}.json" for s in GOOD] + batch)  # no temp files
+    summary = json.loads((out / "faceshield-summary.json").read_text())["totals"]
+    assert (summary["done"], summary["failed"]) == (len(GOOD), len(BAD))
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # originals untouched
     assert "6 protected, 4 failed" in res.output
     assert Image.open(out / "rgba.png").mode == "RGBA"

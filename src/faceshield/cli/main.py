@@ -87,16 +87,26 @@ def _config(preset: str, **opts):
     return ProtectConfig.from_user(given, preset=preset, name=lambda k: "--preset" if k == "preset" else _flag(k))
 
 
-def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, evaluate_with, max_pixels: int, show_table: bool) -> int:
-    from faceshield.io import list_images
-    from faceshield.pipeline.api import protect
+class _ItemsPerSecond(ProgressColumn):
+    """Rich progress column: items finished per second."""
 
-    images, problems = list_images(inputs)
-    total = max(1, len(images) + len(problems))
+    def render(self, task) -> Text:
+        return Text("-- items/s" if task.speed is None else f"{task.speed:.2f} items/s", style="progress.data.speed")
+
+
+def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, evaluate_with, max_pixels: int, show_table: bool,
+                 workers: int = 1, ray_address: str | None = None, resume: bool = False) -> int:
+    from faceshield.pipeline.batch import protect_batch
+
     failures = 0
     results = []
-    with Progress(TextColumn("[bold]protect"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"), console=err, transient=False) as bar:
-        task = bar.add_task("", total=total)
+    with Progress(TextColumn("[bold]protect"), BarColumn(), MofNCompleteColumn(), _ItemsPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"), console=err, transient=False) as bar:
+        task = bar.add_task("", total=None)
+
+        def on_plan(to_run, skipped):
+            bar.update(task, total=max(1, to_run))
+            if skipped:
+                bar.console.print(f"resume: {skipped} already protected, {to_run} to go")
 
         def on_item(r):
             nonlocal failures
@@ -111,7 +121,8 @@ def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, eval
             bar.advance(task)
 
         try:
-            protect(inputs, output, config, overwrite=overwrite, evaluate_with=evaluate_with, max_pixels=max_pixels, on_item=on_item)
+            summary = protect_batch(inputs, output, config, workers=workers, ray_address=ray_address, resume=resume, overwrite=overwrite,
+                                    evaluate_with=evaluate_with, max_pixels=max_pixels, on_item=on_item, on_plan=on_plan)
         except (ValueError, OSError) as e:  # configuration problems (unknown target, bad weights path)
             err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
             return 2
@@ -119,8 +130,8 @@ def _run_protect(inputs: list[Path], output: Path, config, overwrite: bool, eval
         for r in results:
             if r.ok and r.evaluation:
                 print_evaluation(r.evaluation, title=_title(r, config))
-    ok = sum(r.ok for r in results)
-    err.print(f"{ok} protected, {failures} failed")
+    skipped = f", {len(summary.skipped)} already done" if summary.skipped else ""
+    err.print(f"{sum(r.ok for r in results)} protected, {failures} failed{skipped}; summary in {escape(str(summary.summary_csv))}")
     return 1 if failures else 0
 
 
@@ -217,6 +228,10 @@ def protect(
     codec: Annotated[Optional[str], typer.Option(help="Videos: codec (h264, hevc, mpeg4, vp9, av1, ffv1 = lossless; default h264, vp9 for .webm).")] = None,
     crf: Annotated[Optional[int], typer.Option(help="Videos: quality, lower is better (x264 CRF 0-51, default 18; mpeg4 qscale 1-31).")] = None,
     keyframe_interval: Annotated[int, typer.Option(help="Videos: attack every k-th frame and carry its perturbation to the frames between (1 = every frame).")] = 1,
+    workers: Annotated[int, typer.Option(help="Photos: protect on this many local processes, one torch thread each (1 = in this process). With --ray: Ray actors (0 = one per CPU of the cluster).")] = 1,
+    ray: Annotated[bool, typer.Option("--ray", help="Photos: run the workers as Ray actors on a local Ray cluster that this run starts (127.0.0.1), or on --ray-address.")] = False,
+    ray_address: Annotated[Optional[str], typer.Option(help="Photos: join this Ray cluster (e.g. auto, or ray://head:10001); implies --ray. OUTPUT must then be a directory every node sees.")] = None,
+    resume: Annotated[bool, typer.Option(help="Photos: continue an interrupted run into the same OUTPUT: items its journal (OUTPUT/faceshield-journal.jsonl) or a complete report marks done are skipped, the rest redone.")] = False,
 ) -> None:
     """Protect photos: writes OUTPUT/<name>.png (lossless) and OUTPUT/<name>.json (settings, faces, metrics).
 
@@ -224,7 +239,9 @@ def protect(
     OUTPUT.mp4 (or OUTPUT/<name>.<ext>) and a .json report.
 
     The original files are never modified; a failed item writes nothing and the others go on
-    (exit code 1 if any item failed)."""
+    (exit code 1 if any item failed). Photos: OUTPUT/faceshield-journal.jsonl records each finished
+    item (so a killed run continues with --resume) and OUTPUT/faceshield-summary.csv / .json list
+    them all at the end."""
     try:
         config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
                          mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jnd=jnd, chroma=chroma, delta_e_weight=delta_e_weight,
@@ -256,8 +273,15 @@ def protect(
         except ValueError as e:
             err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
             raise typer.Exit(2)
+        if workers != 1 or ray or ray_address or resume:
+            err.print("[red]error[/] --workers, --ray and --resume apply to photos; protect videos without them", soft_wrap=True)
+            raise typer.Exit(2)
         raise typer.Exit(_run_protect_video(videos, output, config, overwrite, codec, crf, keyframe_interval, max_pixels))
-    raise typer.Exit(_run_protect(inputs, output, config, overwrite, ev, max_pixels, show_table=False))
+    ray_target = ray_address or ("local" if ray else None)
+    if workers < 0 or (workers == 0 and ray_target is None):
+        err.print(f"[red]error[/] --workers: expected a positive integer (0 only with --ray), got {workers}", soft_wrap=True)
+        raise typer.Exit(2)
+    raise typer.Exit(_run_protect(inputs, output, config, overwrite, ev, max_pixels, show_table=False, workers=workers, ray_address=ray_target, resume=resume))
 
 
 @app.command()

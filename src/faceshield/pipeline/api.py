@@ -59,6 +59,11 @@ def available_extractors(names: Sequence[str] | None = None) -> tuple[list[Landm
     return built, notes
 
 
+def build_targets(config: ProtectConfig) -> dict:
+    """The targets ``config`` attacks, by name (none for a generator, which needs no target at protection time)."""
+    return {} if generator_name(config.method) else {n: create_target(n) for n in config.targets}
+
+
 def _failed(src: Path, dst: Path, e: Exception) -> ItemResult:
     """The result of an item that failed with ``e``: one line naming the file."""
     msg = str(e)
@@ -111,7 +116,7 @@ def protect(
         if on_item:
             on_item(r)
     output = Path(output)
-    targets = {} if generator_name(config.method) else {n: create_target(n) for n in config.targets}
+    targets = build_targets(config)
     evaluators, eval_notes = available_extractors(evaluate_with)
     for src, dst in output_paths(images, output).items():
         res = _protect_one(src, dst, config, targets, evaluators, eval_notes, overwrite, max_pixels)
