@@ -138,3 +138,53 @@ def test_ray_local_cluster(tmp_path, photo_dir):
     assert _pngs(out) == [p.name for p in src]
     assert all(_valid_png(out / p.name) and 0 < _linf(p, out / p.name) <= 15 for p in src)
     assert len({r["worker"] for r in Journal(out / JOURNAL_NAME).records()}) >= 1
+
+
+def test_split_ranges():
+    from faceshield.pipeline.batch import split_ranges
+
+    assert split_ranges(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert split_ranges(2, 4) == [(0, 1), (1, 2)]
+    assert split_ranges(5, 1) == [(0, 5)]
+
+
+@pytest.mark.slow
+def test_video_split_across_two_workers_keeps_order_and_audio(tmp_path, make_clip):
+    from faceshield.io.video import probe_video, read_video
+    from faceshield.pipeline.batch import protect_video_split
+
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=10, size=144)
+    clean = read_video(src).array()
+    dst = tmp_path / "out" / "clip.mp4"
+    s = protect_video_split(src, dst, ProtectConfig(steps=2, jitter=3), workers=2, keyframe_interval=3, crf=10)
+    info = probe_video(dst)
+    assert (info.frames, info.fps, info.audio_codec) == (10, 25, "aac") and s.audio
+    assert s.frames == 10 and s.settings["workers"] == 2 and s.settings["segments"] == [[0, 5], [5, 10]]
+    assert s.key_frames == 4  # frames 0 and 3 of each segment: each segment's tracker starts afresh
+    prot = read_video(dst).array()
+    for i in range(10):  # frame i of the output is frame i of the source, protected
+        d = np.abs(prot.astype(np.int16)[None] - clean.astype(np.int16)[:, None]).mean(axis=(2, 3, 4))[:, i]
+        assert int(np.argmin(d)) == i
+    assert 0 < s.linf <= 15 and s.after_codec.frames == 10
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["clip.mp4"]  # the segments are gone
+
+
+@pytest.mark.slow
+def test_cli_video_workers_and_refusals(tmp_path, make_clip):
+    from typer.testing import CliRunner
+
+    from faceshield.cli.main import app
+
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=6, size=144)
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    res = run("protect", src, "-o", tmp_path / "out.mp4", "--steps", "2", "--jitter", "3", "--workers", "2")
+    assert res.exit_code == 0, res.output
+    assert "6 frames at 25 fps" in res.output and "on 2 workers" in res.output
+    assert json.loads((tmp_path / "out.json").read_text())["settings"]["workers"] == 2
+    res = run("protect", src, "-o", tmp_path / "again.mp4", "--resume")
+    assert res.exit_code == 2 and "--resume applies to photos" in res.output
+    res = run("protect", src, "-o", tmp_path / "again.mp4", "--workers", "-1")
+    assert res.exit_code == 2 and "--workers: expected a positive integer" in res.output
+    assert not (tmp_path / "again.mp4").exists()

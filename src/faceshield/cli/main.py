@@ -149,8 +149,14 @@ class _FramesPerSecond(ProgressColumn):
         return Text("-- frames/s" if task.speed is None else f"{task.speed:.2f} frames/s", style="progress.data.speed")
 
 
-def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool, codec, crf, keyframe_interval: int, max_pixels: int) -> int:
+def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool, codec, crf, keyframe_interval: int, max_pixels: int,
+                       workers: int = 1, ray_address: str | None = None) -> int:
+    from functools import partial
+
     from faceshield.pipeline.api import protect_videos
+    from faceshield.pipeline.batch import protect_videos_split
+
+    run = protect_videos if workers == 1 and ray_address is None else partial(protect_videos_split, workers=workers, ray_address=ray_address)
 
     failures = 0
     results = []
@@ -172,6 +178,7 @@ def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool
                 bar.console.print(
                     f"[green]ok[/]    {escape(str(r.input))} -> {escape(str(r.output))}  ({s['frames']} frames at {s['fps']:g} fps, "
                     f"{s['key_frames']} attacked, faces in {s['frames_with_faces']}; SSIM_I {_fmt(s['ssim_i'])}{measured}; {s['frames_per_second']:.2f} frames/s"
+                    + (f" on {s['settings']['workers']} workers" if "workers" in s["settings"] else "")
                     + ("; audio kept)" if s["audio"] else ")"),
                     soft_wrap=True,
                 )
@@ -181,7 +188,7 @@ def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool
             results.append(r)
 
         try:
-            protect_videos(inputs, output, config, codec=codec, crf=crf, keyframe_interval=keyframe_interval, overwrite=overwrite, max_pixels=max_pixels, on_item=on_item, on_frame=on_frame)
+            run(inputs, output, config, codec=codec, crf=crf, keyframe_interval=keyframe_interval, overwrite=overwrite, max_pixels=max_pixels, on_item=on_item, on_frame=on_frame)
         except (ValueError, OSError) as e:  # configuration problems (unknown target, bad weights path)
             err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
             return 2
@@ -228,9 +235,9 @@ def protect(
     codec: Annotated[Optional[str], typer.Option(help="Videos: codec (h264, hevc, mpeg4, vp9, av1, ffv1 = lossless; default h264, vp9 for .webm).")] = None,
     crf: Annotated[Optional[int], typer.Option(help="Videos: quality, lower is better (x264 CRF 0-51, default 18; mpeg4 qscale 1-31).")] = None,
     keyframe_interval: Annotated[int, typer.Option(help="Videos: attack every k-th frame and carry its perturbation to the frames between (1 = every frame).")] = 1,
-    workers: Annotated[int, typer.Option(help="Photos: protect on this many local processes, one torch thread each (1 = in this process). With --ray: Ray actors (0 = one per CPU of the cluster).")] = 1,
-    ray: Annotated[bool, typer.Option("--ray", help="Photos: run the workers as Ray actors on a local Ray cluster that this run starts (127.0.0.1), or on --ray-address.")] = False,
-    ray_address: Annotated[Optional[str], typer.Option(help="Photos: join this Ray cluster (e.g. auto, or ray://head:10001); implies --ray. OUTPUT must then be a directory every node sees.")] = None,
+    workers: Annotated[int, typer.Option(help="Protect on this many local processes, one torch thread each (1 = in this process): photos are shared out among them, a video is split by frame ranges and joined in order. With --ray: Ray workers (0 = one per CPU of the cluster).")] = 1,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the workers on a local Ray cluster that this run starts (127.0.0.1), or on --ray-address.")] = False,
+    ray_address: Annotated[Optional[str], typer.Option(help="Join this Ray cluster (e.g. auto, or ray://head:10001); implies --ray. OUTPUT must then be a directory every node sees.")] = None,
     resume: Annotated[bool, typer.Option(help="Photos: continue an interrupted run into the same OUTPUT: items its journal (OUTPUT/faceshield-journal.jsonl) or a complete report marks done are skipped, the rest redone.")] = False,
 ) -> None:
     """Protect photos: writes OUTPUT/<name>.png (lossless) and OUTPUT/<name>.json (settings, faces, metrics).
@@ -261,6 +268,11 @@ def protect(
         raise typer.Exit(2)
     from faceshield.io.video import default_codec, is_video_path, resolve_codec
 
+    ray_target = ray_address or ("local" if ray else None)
+    if workers < 0 or (workers == 0 and ray_target is None):
+        err.print(f"[red]error[/] --workers: expected a positive integer (0 only with --ray), got {workers}", soft_wrap=True)
+        raise typer.Exit(2)
+
     videos = [p for p in inputs if is_video_path(p)]
     if videos:
         if len(videos) != len(inputs):
@@ -273,14 +285,10 @@ def protect(
         except ValueError as e:
             err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
             raise typer.Exit(2)
-        if workers != 1 or ray or ray_address or resume:
-            err.print("[red]error[/] --workers, --ray and --resume apply to photos; protect videos without them", soft_wrap=True)
+        if resume:
+            err.print("[red]error[/] --resume applies to photos; a video is protected whole (rerun it with --overwrite)", soft_wrap=True)
             raise typer.Exit(2)
-        raise typer.Exit(_run_protect_video(videos, output, config, overwrite, codec, crf, keyframe_interval, max_pixels))
-    ray_target = ray_address or ("local" if ray else None)
-    if workers < 0 or (workers == 0 and ray_target is None):
-        err.print(f"[red]error[/] --workers: expected a positive integer (0 only with --ray), got {workers}", soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(_run_protect_video(videos, output, config, overwrite, codec, crf, keyframe_interval, max_pixels, workers=max(workers, 1), ray_address=ray_target))
     raise typer.Exit(_run_protect(inputs, output, config, overwrite, ev, max_pixels, show_table=False, workers=workers, ray_address=ray_target, resume=resume))
 
 

@@ -215,7 +215,7 @@ def protect_videos(
     return results
 
 
-def _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval, overwrite, max_pixels, on_frame) -> ItemResult:
+def _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval, overwrite, max_pixels, on_frame, protect_fn=protect_video) -> ItemResult:
     report_path = dst.with_suffix(".json")
     try:
         if same_file(src, dst):
@@ -226,7 +226,7 @@ def _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval,
         info = probe_video(src)
         if info.width * info.height > max_pixels:
             raise VideoReadError(f"cannot read {src}: frames too large (expected at most {max_pixels:,} pixels, got {info.width}x{info.height}); --max-pixels raises the limit")
-        summary: VideoSummary = protect_video(
+        summary: VideoSummary = protect_fn(
             src, dst, config, codec=codec, crf=crf, keyframe_interval=keyframe_interval, overwrite=overwrite, extractors=targets,
             progress=None if on_frame is None else (lambda done, total: on_frame(src, done, total)),
         )

@@ -27,6 +27,7 @@ outputs themselves, so with Ray ``OUT`` must be a directory every node sees (doc
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -188,10 +189,13 @@ def _run_processes(items, args, overwrite, workers: int) -> Iterator:
             yield f.result()
 
 
-def _run_ray(items, args, overwrite, workers: int | None, address: str) -> Iterator:
+@contextlib.contextmanager
+def ray_session(workers: int | None, address: str):
+    """Ray, initialised for the run: ``address`` ``"local"`` starts a local cluster on 127.0.0.1 with
+    ``workers`` CPUs; another address joins that cluster. Workers get ``OMP_NUM_THREADS=1``. A
+    session this call started is shut down at the end."""
     try:
         import ray
-        from ray.util import ActorPool
     except ImportError as e:  # pragma: no cover - ray is a dependency of the tests
         raise ValueError("--ray: Ray is not installed; pip install 'faceshield[ray]'") from e
     started = not ray.is_initialized()
@@ -202,6 +206,16 @@ def _run_ray(items, args, overwrite, workers: int | None, address: str) -> Itera
         else:
             ray.init(address=address, log_to_driver=False, runtime_env=env)
     try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_ray(items, args, overwrite, workers: int | None, address: str) -> Iterator:
+    from ray.util import ActorPool
+
+    with ray_session(workers, address) as ray:
         n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(_Worker)
         actors = [actor.remote(*args) for _ in range(n)]
@@ -209,9 +223,6 @@ def _run_ray(items, args, overwrite, workers: int | None, address: str) -> Itera
         yield from pool.map_unordered(lambda a, it: a.run.remote(it, overwrite), list(items))
         for a in actors:
             ray.kill(a)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def protect_batch(
@@ -276,6 +287,7 @@ def protect_batch(
         journal.append({
             "key": item.key if item else str(res.input), "input": str(res.input), "output": str(res.output or (item.dst if item else "")),
             "state": "done" if res.ok else "failed", "error": res.error, "seconds": (res.report or {}).get("seconds"), "worker": where,
+            "finished": round(time.time(), 3),
         })
         summary.results.append(res)
         if on_item:
@@ -336,3 +348,174 @@ def write_summary(out_dir: Path, summary: BatchSummary) -> tuple[Path, Path]:
     totals = {"items": len(rows), "done": summary.done, "failed": summary.failed, "skipped_as_done": len(summary.skipped), "seconds": round(summary.seconds, 3)}
     json_path = write_json_atomic(out_dir / f"{SUMMARY_NAME}.json", {"totals": totals, "items": rows}, overwrite=True)
     return csv_path, json_path
+
+
+# ------------------------------------------------------------------------------------------- videos
+
+_SEGMENT_TARGETS: dict = {}
+
+
+def _protect_segment(seg: str, out: str, config: ProtectConfig, keyframe_interval: int, threads: int | None) -> dict | None:
+    """Protect one lossless segment into ``out`` (FFV1); None when it has no face (``out`` = ``seg`` then)."""
+    from faceshield.core.errors import NoFaceError
+    from faceshield.pipeline.video import protect_video
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    key = tuple(config.targets) + (config.detector,)
+    if key not in _SEGMENT_TARGETS:  # each worker process builds its targets once
+        _SEGMENT_TARGETS.clear()
+        _SEGMENT_TARGETS[key] = build_targets(config)
+    try:
+        s = protect_video(seg, out, config, codec="ffv1", keyframe_interval=keyframe_interval, extractors=_SEGMENT_TARGETS[key] or None, measure=False, overwrite=True)
+    except NoFaceError:
+        return None
+    return s.to_dict()
+
+
+def split_ranges(frames: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous, near-equal ``[start, stop)`` ranges covering ``frames`` (none empty)."""
+    parts = max(1, min(parts, frames))
+    bounds = [round(i * frames / parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def protect_video_split(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    config: ProtectConfig | None = None,
+    *,
+    workers: int = 2,
+    ray_address: str | None = None,
+    codec: str | None = None,
+    crf: int | None = None,
+    keyframe_interval: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    extractors=None,
+):
+    """Protect one video on several workers: split it by frame ranges, protect each range, join in order.
+
+    The source is decoded once into ``workers`` lossless (FFV1) segments of near-equal length in a
+    temporary folder beside ``dst``; each worker protects its segment as
+    :func:`~faceshield.pipeline.video.protect_video` does (its own face tracker, which starts afresh
+    at the segment's first frame, so that frame is a key frame); the protected segments are decoded
+    in order and encoded once into ``dst`` with ``codec`` / ``crf`` and the source's audio, then
+    measured after the codec. Nothing but ``dst`` is left behind.
+
+    Returns:
+        A :class:`~faceshield.pipeline.video.VideoSummary` of the whole video (``seconds`` is wall time).
+    """
+    import itertools
+    import shutil
+    import tempfile
+
+    from faceshield.core.errors import NoFaceError
+    from faceshield.io.video import read_video, same_file, write_video
+    from faceshield.pipeline.video import VideoSummary, measure_video
+
+    config = config or ProtectConfig()
+    src, dst = Path(src), Path(dst)
+    if same_file(src, dst):
+        raise FileExistsError(f"{dst}: output would replace the original; choose another output")
+    if dst.exists() and not overwrite:
+        from faceshield.core.errors import OutputExistsError
+
+        raise OutputExistsError(f"{dst} exists; pass --overwrite to replace it")
+    t0 = time.perf_counter()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".parts"))
+    try:
+        video = read_video(src)
+        info = video.info
+        frames = iter(video.frames)
+        ranges = split_ranges(max(1, info.frames), max(1, workers))
+        segments, counts = [], []
+        for k, (a, b) in enumerate(ranges):
+            chunk = list(itertools.islice(frames, b - a)) if k < len(ranges) - 1 else list(frames)  # the last takes any frames the header missed
+            if not chunk:
+                break
+            seg = tmp / f"in{k:03d}.mkv"
+            write_video(seg, chunk, info.fps, codec="ffv1")
+            segments.append(seg)
+            counts.append(len(chunk))
+        total = sum(counts)
+        outs = [tmp / f"out{k:03d}.mkv" for k in range(len(segments))]
+        threads = 1 if len(segments) > 1 else None
+        jobs = [(str(s), str(o), config, keyframe_interval, threads) for s, o in zip(segments, outs)]
+        if ray_address is not None:
+            results = _map_ray(_protect_segment, jobs, workers, ray_address)
+        elif workers > 1 and len(jobs) > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+                futures = [pool.submit(_protect_segment, *j) for j in jobs]
+                results, done = [None] * len(jobs), 0
+                index = {f: i for i, f in enumerate(futures)}
+                for f in as_completed(futures):
+                    results[index[f]] = f.result()
+                    done += counts[index[f]]
+                    if progress:
+                        progress(done, total)
+        else:
+            results = [_protect_segment(*j) for j in jobs]
+        if not any(results):
+            raise NoFaceError(f"no face found by {', '.join(config.targets)} in any of the {total} frames of {src}")
+        parts = [o if r is not None else s for s, o, r in zip(segments, outs, results)]
+
+        def joined():
+            for p in parts:
+                yield from read_video(p).frames
+
+        write_video(dst, joined(), info.fps, codec=codec, crf=crf, audio_from=src, overwrite=overwrite)
+        try:
+            exts = extractors or build_targets(config)
+            after = measure_video(src, dst, exts)
+            seconds = time.perf_counter() - t0
+            got = [r for r in results if r is not None]
+            faces = [n for r, c in zip(results, counts) for n in (r["faces_per_frame"] if r is not None else [0] * c)]
+            from faceshield.io.video import default_codec, resolve_codec
+
+            enc = resolve_codec(codec or default_codec(dst), crf)
+            quality = crf if crf is not None else enc.qscale if enc.qscale is not None else enc.options.get("crf")
+            settings = got[0]["settings"] | {"codec": codec or default_codec(dst), "encoder": enc.name, "crf": None if quality is None else int(quality),
+                                             "workers": len(segments), "segments": [list(r) for r in ranges[:len(segments)]]}
+            return VideoSummary(
+                input=src, output=dst, frames=total, fps=float(info.fps), fps_fraction=f"{info.fps.numerator}/{info.fps.denominator}",
+                size=[info.width, info.height], seconds=round(seconds, 3), frames_per_second=round(total / seconds, 3) if seconds > 0 else 0.0,
+                key_frames=sum(r["key_frames"] for r in got), faces_per_frame=faces, reused_frames=sum(r["reused_frames"] for r in got),
+                ssim_i=None, ssim_i_min=None,  # measured after the codec only (after_codec), not per segment
+                linf=max(r["linf"] for r in got), audio=info.has_audio, settings=settings, after_codec=after,
+            )
+        except BaseException:
+            dst.unlink(missing_ok=True)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _map_ray(fn, jobs, workers, address) -> list:
+    """``[fn(*j) for j in jobs]`` as Ray tasks (one CPU each), in order."""
+    with ray_session(workers, address) as ray:
+        task = ray.remote(num_cpus=1)(fn)
+        return ray.get([task.remote(*j) for j in jobs])
+
+
+def protect_videos_split(inputs, output, config=None, *, workers=2, ray_address=None, codec=None, crf=None, keyframe_interval=1,
+                         overwrite=False, max_pixels=50_000_000, on_item=None, on_frame=None) -> list[ItemResult]:
+    """:func:`faceshield.protect_videos`, each video split by frame ranges across ``workers`` (:func:`protect_video_split`)."""
+    from functools import partial
+
+    from faceshield.pipeline.api import _protect_video_one, video_output_paths
+
+    config = config or ProtectConfig()
+    targets = build_targets(config)
+    fn = partial(protect_video_split, workers=workers, ray_address=ray_address)
+    results = []
+    for src, dst in video_output_paths([Path(p) for p in inputs], Path(output)).items():
+        res = _protect_video_one(src, dst, config, targets, codec, crf, keyframe_interval, overwrite, max_pixels, on_frame, protect_fn=fn)
+        results.append(res)
+        if on_item:
+            on_item(res)
+    return results
