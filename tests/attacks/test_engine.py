@@ -247,3 +247,25 @@ def test_push_term_is_in_the_objective_and_the_attack_still_moves_heatmap_peaks(
     assert (moved[1.0] > 0).all() and (moved[0.0] > 0).all()  # each image: at least one peak moved a whole pixel or more
     with pytest.raises(ValueError, match="push: expected a weight >= 0"):
         HeatmapCosineLoss(toy_extractor, rois(3), push=-0.1)
+
+
+def _saturating(caps):
+    """A loss to minimise: more mean change is better, up to each sample's cap (then it plateaus)."""
+    return lambda x_adv, x: -torch.minimum((x_adv - x).abs().flatten(1).mean(1), caps)
+
+
+def test_patience_stops_each_sample_when_its_loss_plateaus(images):
+    caps = torch.tensor([2.0, 6.0, 100.0]) / 255  # the loss stops improving after about 2, 6 and (in 12 steps) never
+    loss = _saturating(caps)
+    ref = IFGSM(loss, eps=15 / 255, steps=12, quantize=False)(images, seed=1)
+    atk = IFGSM(loss, eps=15 / 255, steps=12, quantize=False, patience=3)
+    out = atk(images, seed=1)
+    taken = atk.stopped_at.tolist()
+    assert taken[0] < taken[1] < 12 and taken[2] == 12  # per sample, in the order of their plateaus
+    assert torch.equal(out[2], ref[2])  # a sample that never plateaus runs every step, unchanged
+    assert loss(out, images)[:2].tolist() == pytest.approx(loss(ref, images)[:2].tolist(), abs=1e-6)  # nothing lost at a plateau
+    for i in range(3):  # still batch-invariant
+        one = IFGSM(_saturating(caps[i : i + 1]), eps=15 / 255, steps=12, quantize=False, patience=3)
+        assert torch.equal(one(images[i : i + 1], seed=1)[0], out[i])
+    with pytest.raises(ValueError, match="patience"):
+        IFGSM(loss, patience=-1)

@@ -62,6 +62,8 @@ warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BUDGET_RULES = ("project", "paper")
+#: ``patience``: a sample stops when its last ``patience`` steps improved its best loss by less than this share of its improvement so far
+PLATEAU = 0.02
 STARTS = ("dither", "random", "clean")
 
 
@@ -125,13 +127,17 @@ class Attack:
             (:func:`~faceshield.attacks.budget.limit_chroma`; 1 = plain RGB, 0 = a grey perturbation).
         delta_e_weight: weight of the mean S-CIELAB Delta E (over the perturbable region) in the
             objective (:func:`~faceshield.attacks.budget.delta_e_penalty`); 0 = off.
+        patience: stop a sample early once its loss has plateaued: when the best loss of its last
+            ``patience`` steps improved on the best before them by less than :data:`PLATEAU` of
+            the sample's whole improvement so far (0 = off: all ``steps`` run). Per sample, so
+            still batch-invariant; the sample keeps its last iterate.
     """
 
     name = "attack"
     #: the optimiser settings this attack honours (keyword arguments of its constructor besides
     #: ``quantize``, ``start``, ``batch_invariant``); :func:`~faceshield.attacks.create_attack` refuses
     #: any other, so a setting is never swallowed.
-    settings: tuple[str, ...] = ("eps", "alpha", "steps", "budget", "smooth", "ssim_weight", "chroma", "delta_e_weight")
+    settings: tuple[str, ...] = ("eps", "alpha", "steps", "budget", "smooth", "ssim_weight", "chroma", "delta_e_weight", "patience")
 
     def __init__(
         self,
@@ -148,6 +154,7 @@ class Attack:
         ssim_weight: float = 0.0,
         chroma: float = 1.0,
         delta_e_weight: float = 0.0,
+        patience: int = 0,
     ) -> None:
         if not callable(loss):
             raise TypeError(f"loss: expected a callable loss(x_adv, x_clean) -> (B,), got {type(loss).__name__}")
@@ -171,6 +178,10 @@ class Attack:
             raise ValueError(f"chroma: expected a fraction in [0, 1], got {chroma!r}")
         self.chroma = float(chroma)
         self.delta_e_weight = check_positive(delta_e_weight, "delta_e_weight", allow_zero=True)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience: expected an integer >= 0 (0 = off), got {patience!r}")
+        self.patience = patience
+        self.stopped_at: torch.Tensor | None = None  # per sample, the steps taken in the last run
         self.history: list[torch.Tensor] = []  # per-step mean loss of the last run, (B,) each
 
     # -- to override ---------------------------------------------------------------------------
@@ -244,6 +255,8 @@ class Attack:
         if callable(getattr(self.loss, "reset", None)):
             self.loss.reset()  # stochastic losses (EOT) restart their draws: same seed -> same result
         observe = getattr(self.loss, "observe", None)
+        best: list[torch.Tensor] = []  # per step, each sample's best loss so far
+        taken = torch.full((x.shape[0],), self.steps, dtype=torch.long)
         for step in range(self.steps):
             with torch.enable_grad():
                 d = delta.clone().requires_grad_(True)
@@ -260,21 +273,33 @@ class Attack:
                     total = total + self.delta_e_weight * delta_e_penalty(x_adv, x, mask)
                 (grad,) = torch.autograd.grad(total.sum(), d)
             self.history.append(loss.detach())
+            if self.patience:
+                cur = loss.detach().cpu()
+                best.append(cur if not best else torch.minimum(best[-1], cur))
+                if step >= self.patience:
+                    gain = best[-1 - self.patience] - best[-1]
+                    plateau = gain < PLATEAU * (self.history[0].cpu() - best[-1]).clamp(min=1e-12)
+                    stop = plateau.to(active.device) & active
+                    taken[stop.cpu()] = step
+                    active &= ~stop
+                    if not active.any():
+                        break
             if mask is not None:
                 grad.mul_(mask)
             new = delta.sub(torch.sign(self.direction(grad)), alpha=self.alpha).clamp_(lo, hi)
             if self.budget == "project":
-                delta = new
+                delta = new if self.patience == 0 else torch.where(active[:, None, None, None], new, delta)
             else:  # paper: stop a sample before it leaves the eps-ball
                 ok = (new.abs() - eps).flatten(1).amax(1) <= tol
                 active &= ok
                 delta = torch.where(active[:, None, None, None], new, delta)
                 if not active.any():
                     break
+        self.stopped_at = taken
         out = (x + self.perturbation(delta, out_lo, out_hi)).clamp_(0, 1)
         return quantize_to_budget(out, x, eps) if self.quantize else out
 
     def __repr__(self) -> str:
         extra = (f", smooth={self.smooth:g}" if self.smooth else "") + (f", ssim_weight={self.ssim_weight:g}" if self.ssim_weight else "")
-        extra += (f", chroma={self.chroma:g}" if self.chroma < 1 else "") + (f", delta_e_weight={self.delta_e_weight:g}" if self.delta_e_weight else "")
+        extra += (f", patience={self.patience}" if self.patience else "") + (f", chroma={self.chroma:g}" if self.chroma < 1 else "") + (f", delta_e_weight={self.delta_e_weight:g}" if self.delta_e_weight else "")
         return f"{type(self).__name__}(eps={self.eps * 255:g}/255, alpha={self.alpha * 255:g}/255, steps={self.steps}, budget={self.budget!r}, start={self.start!r}{extra})"

@@ -13,7 +13,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
-    settings = ("eps", "alpha", "steps", "smooth", "ssim_weight", "chroma", "delta_e_weight")
+    settings = ("eps", "alpha", "steps", "smooth", "ssim_weight", "chroma", "delta_e_weight", "patience")
 
     def __init__(self, loss, **kwargs) -> None:
         for k in ("budget", "start"):

@@ -207,6 +207,7 @@ def protect(
     eps: Annotated[Optional[float], typer.Option(help="L_inf budget in 8-bit levels, 1..255. [default: 15, the paper's]")] = None,
     steps: Annotated[Optional[int], typer.Option(help="Iterations T (not for base1). [default: 20, or the preset's]")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="Step size in 8-bit levels (not for base1). [default: 1, or the preset's]")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop early once the loss has plateaued: when the last this-many steps improved it by less than 2% of the improvement so far (0 = off; not for base1, cw). [default: 0, or the preset's]")] = None,
     decay: Annotated[Optional[float], typer.Option(help="Momentum decay lambda (lb, lb_trans, lb_mix only). [default: 0.5]")] = None,
     budget: Annotated[Optional[str], typer.Option(help="'project' (clip to the eps-ball each step) or 'paper' (Alg. 1: stop when the next step would leave it); not for base1 and pgd. [default: project]")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed -> identical output bytes). [default: 0]")] = None,
@@ -250,7 +251,7 @@ def protect(
     item (so a killed run continues with --resume) and OUTPUT/faceshield-summary.csv / .json list
     them all at the end."""
     try:
-        config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, alpha=alpha, decay=decay, budget=budget, seed=seed,
+        config = _config(preset, method=method, targets=targets, eps=eps, steps=steps, patience=patience, alpha=alpha, decay=decay, budget=budget, seed=seed,
                          mask=mask, jitter=jitter, eot=eot, eot_samples=eot_samples, perceptual=perceptual, jnd=jnd, chroma=chroma, delta_e_weight=delta_e_weight,
                          jitter_mode=jitter_mode, smooth=smooth,
                          ssim_weight=ssim_weight, push=push, redetect=redetect, nme_cap=nme_cap, hide=hide, feature_weight=feature_weight, detector=detector, domains=domains, domain_mode=domain_mode)

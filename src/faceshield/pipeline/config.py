@@ -225,6 +225,9 @@ class ProtectConfig:
         eps: L_inf budget, 1/255..1 (Landmark Breaker: 15/255).
         alpha: step size (1/255); not for ``base1``, whose one step is ``eps``.
         steps: iterations T (20); not for ``base1``.
+        patience: stop early once the loss has plateaued (its best of the last ``patience`` steps
+            improved by less than 2 % of the improvement so far; 0 = off, all ``steps`` run); not
+            for ``base1`` and ``cw``.
         decay: momentum decay lambda (0.5); momentum attacks only (``lb``, ``lb_trans``, ``lb_mix``).
         budget: ``project`` (clip to the eps-ball every step) or ``paper`` (Alg. 1's stopping rule);
             not for ``base1`` and ``pgd``, which always project.
@@ -287,6 +290,7 @@ class ProtectConfig:
     eps: float = _field(15 / 255, "float", low=1, high=LEVELS, levels=True)
     alpha: float = _field(1 / 255, "float", low=0, high=LEVELS, above=True, levels=True)
     steps: int = _field(20, "int", low=1, high=100_000)
+    patience: int = _field(0, "int", low=0, high=100_000)
     decay: float = _field(0.5, "float", low=0)
     budget: str = _field("project", "choice", choices=_choices_budget)
     mask: str = _field("face", "choice", choices=MASK_MODES)
@@ -434,7 +438,7 @@ def _expand(eot: Any) -> tuple:
     return tuple(eot) if not isinstance(eot, str) else (eot,)
 
 
-_OPTIMISER = {"alpha", "steps", "decay", "budget"}
+_OPTIMISER = {"alpha", "steps", "decay", "budget", "patience"}
 #: settings that mean something for some kinds of target only
 TARGET_SETTINGS = ("push", "nme_cap", "hide", "feature_weight", "jitter", "jitter_mode", "redetect", "detector", "domains", "domain_mode")
 _LANDMARK_ONLY = ("jitter", "jitter_mode", "redetect")
@@ -467,7 +471,7 @@ def _unused(name: str, method: str, targets: Sequence[str], eot: Sequence[str], 
             adam = "optimises with Adam inside the eps-box"
             cw = canonical_attack(method) == "cw"
             what = {"alpha": adam if cw else "takes one step of eps", "steps": "takes one step of eps", "decay": "has no momentum (decay is for lb, lb_trans, lb_mix)",
-                    "budget": adam if cw else "always projects onto the eps-ball"}[name]
+                    "budget": adam if cw else "always projects onto the eps-ball", "patience": adam if cw else "takes one step of eps"}[name]
             return f"method {method} {what}"
         return None
     if name in _LANDMARK_ONLY or name in _MANIPULATOR_ONLY:
