@@ -142,3 +142,19 @@ def test_failures_leave_no_output(tmp_path, clip, make_clip, mtcnn):
     with pytest.raises(ValueError, match="keyframe_interval"):
         protect_video(clip, out / "a.mp4", CONFIG, keyframe_interval=0)
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+@pytest.mark.parametrize("targets", [("stargan",), ("mtcnn", "stargan")])
+def test_manipulator_targets_protect_video_frames(tmp_path, clip, clean, mtcnn, targets):
+    """An editor among the targets: its faces are tracked by the forger's detector and every key
+    frame's edits are disrupted; the budget holds on every frame."""
+    from faceshield.deepfake.edit import measure_disruption
+
+    cfg = ProtectConfig(targets=targets, steps=3, eps=6 / 255, alpha=2 / 255, **({"jitter": 3} if "mtcnn" in targets else {}))
+    s = protect_video(clip, tmp_path / "p.mkv", cfg, codec="ffv1", keyframe_interval=5, extractors={"mtcnn": mtcnn})
+    assert (s.frames, s.key_frames, s.faces_per_frame) == (10, 2, [1] * 10)
+    prot = read_video(tmp_path / "p.mkv").array()
+    d = np.abs(prot.astype(np.int16) - clean).reshape(10, -1).max(1)
+    assert (d > 0).all() and (d <= 6).all()
+    m = measure_disruption(clean[0].astype(np.uint8), prot[0], "stargan")
+    assert m.disrupted > 0  # the key frame's edits come out changed

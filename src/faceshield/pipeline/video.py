@@ -27,7 +27,7 @@ from faceshield.core.types import Face
 from faceshield.faces.boxes import box_iou
 from faceshield.io.video import default_codec, read_video, resolve_codec, same_file, write_video
 from faceshield.metrics import linf_levels, ssim
-from faceshield.models import LandmarkExtractor, create_extractor
+from faceshield.models import LandmarkExtractor, create_extractor, create_target
 from faceshield.pipeline.evaluate import evaluate_extractor
 from faceshield.pipeline.image import ProtectConfig, protect_array
 
@@ -319,16 +319,17 @@ def protect_video(
     from faceshield.pipeline.config import generator_name
 
     generator = generator_name(config.method) is not None  # one forward pass on every frame
-    names = (config.detector,) if generator else config.targets
-    other = [] if generator else [n for n in config.targets if target_info(n).family != "landmark"]
-    if other:
-        raise ValueError(f"targets: videos are protected against landmark extractors only for now; {', '.join(other)} is not one")
+    landmark = [] if generator else [n for n in config.targets if target_info(n).family == "landmark"]
+    others = [] if generator else [n for n in config.targets if n not in landmark]  # manipulators, detectors
+    # faces are tracked by the landmark targets, or by the forger's detector when there are none
+    names = tuple(landmark) or (config.detector,)
     if generator and keyframe_interval != 1:
         raise ValueError(f"keyframe_interval: method {config.method} protects every frame in one forward pass; leave it at 1")
     exts = {n: (extractors or {}).get(n) or create_extractor(n) for n in names}
     for n, e in exts.items():
-        if not e.differentiable:
+        if n in landmark and not e.differentiable:
             raise ValueError(f"target {n!r} is a {e.kind.value} extractor and cannot be attacked directly; use it with `evaluate` (transfer)")
+    attacked = {**{n: exts[n] for n in landmark}, **{n: (extractors or {}).get(n) or create_target(n) for n in others}}
     trackers = {n: FaceTracker(**dict(tracker or {})) for n in exts}
     video = read_video(src)
     info = video.info
@@ -351,7 +352,7 @@ def protect_video(
             if count == 0:
                 out, delta = clean, None  # nothing to protect; the next face starts a new key frame
             elif generator or delta is None or i - key_index >= keyframe_interval or not set(centres) <= set(key_centres):
-                res = protect_array(clean, config, extractors=exts, faces={n: [t.face for t in ts] for n, ts in tracked.items()})
+                res = protect_array(clean, config, extractors=attacked, faces={n: [t.face for t in ts] for n, ts in tracked.items()})
                 out, ran[0] = res.rgb, res.config or config
                 delta = out.astype(np.int16) - clean.astype(np.int16)
                 key_index, key_centres = i, centres
