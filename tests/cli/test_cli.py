@@ -147,7 +147,7 @@ def test_preset_gives_its_settings_and_explicit_options_win(tmp_path, inputs):
     s = json.loads((tmp_path / "o.json").read_text())["settings"]
     assert (s["smooth"], s["alpha_levels"], s["steps"], s["perceptual"]) == (2.0, 2.0, 2, False)  # --steps given: kept
     res = run("protect", inputs / "good.jpg", "-o", tmp_path / "p", "--preset", "fastest")
-    assert res.exit_code == 2 and "--preset: expected one of paper, strong, smooth, quality, robust" in res.output
+    assert res.exit_code == 2 and "--preset: expected one of subtle, paper, strong, smooth, quality, robust" in res.output
 
 
 def test_evaluate_and_models(tmp_path, inputs):
@@ -164,3 +164,26 @@ def test_evaluate_and_models(tmp_path, inputs):
     assert res.exit_code == 1 and "not an image" in res.output
     res = run("models")
     assert res.exit_code == 0 and "mtcnn" in res.output and "black-box" in res.output
+
+
+def test_default_is_the_subtle_preset_and_disrupts_the_editor(tmp_path, face):
+    """No options: the `subtle` preset (MTCNN + StarGAN, 6 levels, JND, 30 % colour); the photo stays
+    within 6 levels and StarGAN's edits of it come out disrupted (Ruiz et al.'s L2 >= 0.05)."""
+    from faceshield.deepfake.edit import measure_disruption
+
+    src = tmp_path / "face.png"
+    Image.fromarray(face).save(src)
+    res = run("protect", src, "-o", tmp_path / "out", "--evaluate-with", "none")
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "out" / "face.json").read_text())["settings"]
+    assert (s["targets"], s["eps_levels"], s["jnd"], s["chroma"]) == (["mtcnn", "stargan"], 6, True, 0.3)
+    prot = np.asarray(Image.open(tmp_path / "out" / "face.png").convert("RGB"))
+    assert 0 < np.abs(prot.astype(int) - face.astype(int)).max() <= 6
+    assert measure_disruption(face, prot, "stargan").disrupted >= 0.6  # 5 domains; 0.95 measured on 8 held-out photos
+
+
+def test_demo_protects_the_sample(tmp_path):
+    res = run("demo", "-o", tmp_path / "demo", "--no-swap")
+    assert res.exit_code == 0, res.output
+    assert "1 protected, 0 failed" in res.output and (tmp_path / "demo" / "astronaut.png").is_file()
+    assert json.loads((tmp_path / "demo" / "astronaut.json").read_text())["settings"]["eps_levels"] == 6  # the default preset

@@ -179,7 +179,9 @@ def test_presets():
     strong = ProtectConfig.preset("strong", targets=("fan",))
     assert (strong.steps, strong.perceptual, strong.jitter_mode, strong.targets) == (60, True, "random", ("fan",))
     assert ProtectConfig.preset("smooth", steps=5).steps == 5 and ProtectConfig.preset("smooth").smooth == 2.0
-    assert set(PRESETS) == {"paper", "strong", "smooth", "quality", "robust"} and ProtectConfig.preset("quality").ssim_weight > 0
+    assert set(PRESETS) == {"subtle", "paper", "strong", "smooth", "quality", "robust"} and ProtectConfig.preset("quality").ssim_weight > 0
+    subtle = ProtectConfig.preset("subtle")  # the CLI's default: an ensemble across kinds at the visibility bound
+    assert (subtle.targets, round(subtle.eps * 255), subtle.jnd, subtle.chroma) == (("mtcnn", "stargan"), 6, True, 0.3)
     robust = ProtectConfig.preset("robust")
     assert robust.eot and all(t in robust.eot for t in ProtectConfig(eot=("default",)).eot)  # EOT_DEFAULT expanded
     with pytest.raises(ValueError, match="preset: expected one of"):

@@ -94,7 +94,7 @@ def test_presets_only_offer_values_explicit_ones_win():
     for name in PRESETS:  # every preset builds on every white-box target
         for t in ("mtcnn", "fan", "hrnet", "facemesh"):
             ProtectConfig.preset(name, targets=(t,))
-    with pytest.raises(ValueError, match="--preset: expected one of paper"):
+    with pytest.raises(ValueError, match="--preset: expected one of subtle, paper"):
         ProtectConfig.from_user({}, preset="fastest", name=lambda k: f"--{k}")
 
 

@@ -201,7 +201,7 @@ def _run_protect_video(inputs: list[Path], output: Path, config, overwrite: bool
 def protect(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or directories of images; or video files (.mp4, .mov, .avi, .mkv, .webm).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory (or a .png / video path for a single input).")],
-    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'paper' (Landmark Breaker, fastest), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in docs/results.md.")] = "paper",
+    preset: Annotated[str, typer.Option(help="Starting settings that the other options refine: 'subtle' (the default: --targets mtcnn,stargan --eps 6 --jnd --chroma 0.3, at the visibility bound; disrupts editors, not landmark tools), 'paper' (Landmark Breaker, fastest; visible), 'strong' (--steps 60 --perceptual --jitter-mode random), 'smooth' (--steps 60 --alpha 2 --smooth 2: far less visible), 'quality' (--steps 100 --alpha 2 --smooth 1 --ssim-weight 1 --push 0.5 --jitter-mode random --redetect 10: most protection for the least visible change), 'robust' (quality with --eot default: survives JPEG and video re-encoding; slowest). Measured in docs/results.md and docs/visibility.md.")] = "subtle",
     method: Annotated[Optional[str], typer.Option(help=METHOD_HELP + " [default: lb]")] = None,
     targets: Annotated[Optional[str], typer.Option(help="Comma-separated targets attacked together (see `faceshield models`): landmark extractors (mtcnn, fan ...), manipulators (stargan: its edits are disrupted, Ruiz et al.), DeepFake detectors (with a manipulator: its edits of the protected face should be caught). [default: mtcnn]")] = None,
     eps: Annotated[Optional[float], typer.Option(help="L_inf budget in 8-bit levels, 1..255. [default: 15, the paper's]")] = None,
@@ -347,23 +347,42 @@ def evaluate(
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the protected sample.")] = Path("faceshield-demo"),
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
-    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "lb",
-    swap: Annotated[bool, typer.Option(help="Also make a DeepFake of the clean and the protected sample and write a before/after sheet.")] = True,
+    preset: Annotated[str, typer.Option(help="Settings, as for `protect` (default: subtle, the protect command's default).")] = "subtle",
+    method: Annotated[Optional[str], typer.Option(help=METHOD_HELP + " [default: the preset's]")] = None,
+    swap: Annotated[bool, typer.Option(help="Also make a DeepFake of the clean and the protected sample (a face swap and the StarGAN editor's edits) and write before/after sheets.")] = True,
 ) -> None:
     """Protect the built-in sample (scikit-image's public-domain astronaut), print the evaluation and
-    the DeepFake check (SSIM_W through the shipped face swap, with a before/after sheet)."""
+    the DeepFake checks: SSIM_W through the shipped face swap, and the share of the StarGAN editor's
+    edits disrupted, each with a before/after sheet."""
     from faceshield.models.weights import package_data
-    from faceshield.pipeline import ProtectConfig
 
     try:
-        config = ProtectConfig.from_user({"method": method}, name=_flag)
+        config = _config(preset, method=method)
     except ValueError as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2)
     code = _run_protect([package_data("astronaut.png")], output, config, overwrite, None, 50_000_000, show_table=True)
     if code == 0 and swap:
         _demo_swap(package_data("astronaut.png"), output / "astronaut.png", output / "astronaut_swap_sheet.png")
+        _demo_edit(package_data("astronaut.png"), output / "astronaut.png", output / "astronaut_edit_sheet.png")
     raise typer.Exit(code)
+
+
+def _demo_edit(clean: Path, protected: Path, sheet: Path) -> None:
+    """The editor check of the demo: StarGAN edits both images for every domain; the sheet shows them."""
+    from faceshield.core.errors import FaceshieldError
+    from faceshield.deepfake.edit import disruption_sheet, measure_disruption
+    from faceshield.io import read_image, write_image_atomic
+
+    try:
+        a, b = read_image(clean).rgb, read_image(protected).rgb
+        m = measure_disruption(a, b, "stargan")
+        write_image_atomic(sheet, disruption_sheet(a, b, "stargan"), overwrite=True)
+    except (FaceshieldError, OSError) as e:
+        err.print(f"[yellow]editor check skipped[/] {escape(str(e))}", soft_wrap=True)
+        return
+    done = sum(v >= 0.05 for v in m.l2_each)
+    out.print(f"DeepFake check (StarGAN editor, {', '.join(m.domains)}): {done} of {len(m.l2_each)} edits disrupted (L2 >= 0.05); before/after sheet: {sheet}", soft_wrap=True)
 
 
 def _demo_swap(clean: Path, protected: Path, sheet: Path) -> None:

@@ -470,8 +470,10 @@ def protect_video_split(
 
         write_video(dst, joined(), info.fps, codec=codec, crf=crf, audio_from=src, overwrite=overwrite)
         try:
-            exts = extractors or build_targets(config)
-            after = measure_video(src, dst, exts)
+            from faceshield.models import LandmarkExtractor, create_extractor
+
+            exts = {n: e for n, e in (extractors or build_targets(config)).items() if isinstance(e, LandmarkExtractor)}
+            after = measure_video(src, dst, exts or {config.detector: create_extractor(config.detector)})
             seconds = time.perf_counter() - t0
             got = [r for r in results if r is not None]
             faces = [n for r, c in zip(results, counts) for n in (r["faces_per_frame"] if r is not None else [0] * c)]
