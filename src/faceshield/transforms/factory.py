@@ -12,6 +12,8 @@ Grammar: ``name[number][:value | :key=value[,key=value ...]]``; a numeric value 
     mpeg4:q=4  h264:crf=23         one video codec round trip (also fps=, bitrate=, frames=, preset=)
     c  c:q=4                       the paper's C: MPEG-4 (default qscale 4)
     c2  c2:q=4,crf=23              the paper's C2: MPEG-4, then H.264 (default CRF 23)
+    median:3  bilateral:25  nlmeans:5  tv:0.05  wavelet:0.04  bits:5  resizepad:0.9  deflect:200
+                                   a forger's restorations (:mod:`faceshield.transforms.restore`)
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from faceshield.transforms.codec import C2_CRF, C_QSCALE, VideoCodec
 from faceshield.transforms.jpeg import JPEG, DiffJPEG
 from faceshield.transforms.random import RandomTransform
 from faceshield.transforms.resize import Resize
+from faceshield.transforms.restore import RESTORATIONS
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ _FAMILIES: dict[str, _Family] = {
     "c": _Family(f"the paper's C: MPEG-4 (qscale {C_QSCALE})", {"q": "qscale", "qscale": "qscale", "fps": "fps", "frames": "still_frames"}, "qscale", example="c"),
     "c2": _Family(f"the paper's C2: MPEG-4 (qscale {C_QSCALE}) then H.264 (CRF {C2_CRF})", {"q": "qscale", "qscale": "qscale", "crf": "crf", "fps": "fps", "frames": "still_frames"}, example="c2"),
 }
+_FAMILIES.update({n: _Family((c.__doc__ or "").split("\n")[0].rstrip("."), {key: key}, key, False, (key,) if integer else (), example)
+                  for n, (c, key, integer, example) in RESTORATIONS.items()})
 _ALIASES = {"none": "identity", "id": "identity", "gaussian_blur": "blur"}
 _SUFFIX = re.compile(r"^(jpeg|diffjpeg|resize|blur)(\d+(?:\.\d*)?)$")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -151,6 +156,11 @@ def create_transform(spec: str | Transform) -> Transform:
                 key = {"quality": "q"}.get(fam.primary)
                 text = f"{name}:{key + '=' if key else ''}{lo:g}..{hi:g}"
                 return RandomTransform(cls, ranges, text, integer=fam.integer, differentiable=cls.differentiable)
+            return cls(**fixed)
+        if name in RESTORATIONS:
+            cls, key, _, example = RESTORATIONS[name]
+            if key not in fixed:
+                raise ValueError(f"missing the {key}, e.g. {example!r}")
             return cls(**fixed)
         if name in ("mpeg4", "h264"):
             return VideoCodec(name, **fixed)
