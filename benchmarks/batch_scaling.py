@@ -1,7 +1,7 @@
 """Batch throughput: photos per second with 1 and 2 workers on this machine's cores, and through Ray.
 
 Protects the same N photos (HELEN test photos of $FACESHIELD_DATA, else copies of the built-in
-sample) with the default settings (``faceshield protect DIR -o OUT``, no evaluation) in four ways,
+sample) with the `paper` preset (``faceshield protect DIR -o OUT --preset paper``, no evaluation) in four ways,
 one after the other in one run, so that the ratios share the machine's state:
 
 * 1 worker, this process, 1 torch thread (the unit of scaling);
@@ -72,15 +72,48 @@ def main(n: int = 16) -> dict:
     finally:
         torch.set_num_threads(default_threads)
         shutil.rmtree(tmp, ignore_errors=True)
+    vrows = video_rows()
     base, base_steady = rows[0]["items_per_s"], rows[0]["steady_items_per_s"]
-    md = ["## Batch throughput (photos per second)", "", f"{what}; default settings ({ProtectConfig().method}, eps 15, T {ProtectConfig().steps}, target mtcnn), no evaluation; "
+    md = ["## Batch throughput (photos per second)", "", f"{what}; the `paper` preset (ProtectConfig(): {ProtectConfig().method}, eps 15, T {ProtectConfig().steps}, target mtcnn), no evaluation; "
           f"{environment()['cpu_count']} cores. Command: `python benchmarks/batch_scaling.py {n}`. Ratios are against the first row, measured in the same run (goal: >= 1.7x with 2 workers).", "",
           "| mode | wall (s) | items/s, whole run | ratio | items/s, steady state | ratio |", "|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {r['mode']} | {r['wall_s']:.1f} | {r['items_per_s']:.2f} | {r['items_per_s'] / base:.2f}x | {r['steady_items_per_s']:.2f} | {r['steady_items_per_s'] / base_steady:.2f}x |")
-    record = {"benchmark": "batch_scaling", "photos": what, "n": n, "settings": ProtectConfig().to_dict(), "rows": rows, "env": environment()}
+    if vrows:
+        md += ["", f"One video split by frame ranges (`--workers`): {vrows[0]['video']}, the `paper` preset, `--keyframe-interval 10`, H.264 CRF 18, measured after the codec.", "",
+               "| mode | wall (s) | frames/s | ratio |", "|---|---|---|---|"]
+        for r in vrows:
+            md.append(f"| {r['mode']} | {r['wall_s']:.1f} | {r['frames_per_s']:.2f} | {r['frames_per_s'] / vrows[0]['frames_per_s']:.2f}x |")
+    record = {"benchmark": "batch_scaling", "photos": what, "n": n, "settings": ProtectConfig().to_dict(), "rows": rows, "video_rows": vrows, "env": environment()}
     write("batch_scaling", record, "\n".join(md) + "\n")
     return record
+
+
+def video_rows() -> list[dict]:
+    """The first video of $FACESHIELD_DATA/videos protected whole (1 worker, 1 thread) and split across 2 processes."""
+    from faceshield.pipeline.batch import protect_video_split
+    from faceshield.pipeline.video import protect_video
+
+    vids = sorted((DATA / "videos").glob("*.mp4"))
+    if not vids:
+        return []
+    tmp = Path(tempfile.mkdtemp())
+    rows, default = [], torch.get_num_threads()
+    try:
+        for label, threads, run in (("1 worker, 1 thread", 1, lambda d: protect_video(vids[0], d, ProtectConfig(), keyframe_interval=10)),
+                                    ("2 processes (--workers 2)", None, lambda d: protect_video_split(vids[0], d, ProtectConfig(), workers=2, keyframe_interval=10))):
+            if threads:
+                torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            s = run(tmp / f"v{len(rows)}.mp4")
+            wall = time.perf_counter() - t0
+            torch.set_num_threads(default)
+            rows.append({"mode": label, "video": f"{vids[0].name} ({s.frames} frames, {s.size[0]}x{s.size[1]})", "wall_s": wall, "frames_per_s": s.frames / wall,
+                         "key_frames": s.key_frames, "after_codec_nme": s.after_codec.nme if s.after_codec else None})
+            print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
 
 
 if __name__ == "__main__":
