@@ -134,6 +134,9 @@ class Attack:
     """
 
     name = "attack"
+    #: optional progress hook, called as ``on_step(step, steps)`` after each iteration (1-based; a
+    #: run that stops early ends before ``steps``); set it on an instance, it changes no result.
+    on_step: Callable[[int, int], None] | None = None
     #: the optimiser settings this attack honours (keyword arguments of its constructor besides
     #: ``quantize``, ``start``, ``batch_invariant``); :func:`~faceshield.attacks.create_attack` refuses
     #: any other, so a setting is never swallowed.
@@ -295,6 +298,8 @@ class Attack:
                 delta = torch.where(active[:, None, None, None], new, delta)
                 if not active.any():
                     break
+            if self.on_step is not None:
+                self.on_step(step + 1, self.steps)
         self.stopped_at = taken
         out = (x + self.perturbation(delta, out_lo, out_hi)).clamp_(0, 1)
         return quantize_to_budget(out, x, eps) if self.quantize else out

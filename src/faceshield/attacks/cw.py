@@ -64,7 +64,7 @@ class CW(Attack):
             d = d + (torch.maximum(torch.minimum(d, hi), lo) - d).detach()  # stays in [0, 1] and the box
             return x + d, d
 
-        for _ in range(self.steps):
+        for step in range(self.steps):
             with torch.enable_grad():
                 x_adv, d = image(w)
                 if callable(observe):
@@ -80,6 +80,8 @@ class CW(Attack):
                 total.sum().backward()
             opt.step()
             self.history.append(loss.detach())
+            if self.on_step is not None:
+                self.on_step(step + 1, self.steps)
         with torch.no_grad():
             out = image(w)[0].clamp(0, 1)
         return quantize_to_budget(out, x, eps) if self.quantize else out

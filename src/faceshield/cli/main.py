@@ -536,5 +536,43 @@ def bench(
     out.print(f"{len(run.tables)} table(s){again} in {t['total_seconds']:.1f} s -> {escape(str(run.out))}/ (index.md, run.json; {t['protections']} protections, {t['protections_reused']} reused)", soft_wrap=True)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on. The default, 127.0.0.1, is this computer only; anything else lets the network upload files to it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Refuse files larger than this many megabytes (cut off while they stream in).")] = 25.0,
+    max_pixels: Annotated[int, typer.Option(help="Refuse photos (and video frames) with more pixels than this.")] = 25_000_000,
+    keep_minutes: Annotated[float, typer.Option(help="Delete every job and its files (uploads and results) this many minutes after it finished.")] = 30.0,
+) -> None:
+    """Serve a local web page to protect photos and short videos: drop files, pick a strength, watch
+    the progress, compare before / after (with the difference amplified), read the evaluation and
+    the DeepFake checks, download the protected files. Open http://HOST:PORT/ in a browser; Ctrl-C stops
+    the server and deletes its files."""
+    import ipaddress
+
+    problem = (f"--port: expected 1..65535, got {port}" if not 0 < port < 65536
+               else f"--max-upload-mb: expected a positive number, got {max_upload_mb:g}" if max_upload_mb <= 0
+               else f"--max-pixels: expected a positive integer, got {max_pixels}" if max_pixels < 1
+               else f"--keep-minutes: expected a positive number, got {keep_minutes:g}" if keep_minutes <= 0 else None)
+    if problem:
+        err.print(f"[red]error[/] {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        err.print(f"[yellow]warning[/] listening on {escape(host)}: anyone who can reach this address can upload files and use this computer's CPU; "
+                  "there is no login. Use the default 127.0.0.1 unless you mean it.", soft_wrap=True)
+    import uvicorn
+
+    from faceshield.web import ServeSettings, create_app
+
+    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1e6), max_pixels=max_pixels, keep_seconds=keep_minutes * 60)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"faceshield: open http://{shown}:{port}/ (Ctrl-C stops; files are deleted {keep_minutes:g} min after each job, and all of them on exit)", soft_wrap=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -157,6 +157,7 @@ def protect_array(
     *,
     extractors: dict[str, LandmarkExtractor] | None = None,
     faces: dict[str, list[Face]] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> ProtectedImage:
     """Protect every face in one image.
 
@@ -166,6 +167,8 @@ def protect_array(
         extractors: optional pre-built extractors by name (otherwise from the registry).
         faces: optional faces per target already found on ``rgb`` (e.g. by a video tracker); targets
             missing from it are detected as usual.
+        on_step: optional progress hook, called as ``on_step(step, steps)`` after each optimiser
+            iteration (a generator: once, ``(1, 1)``); it changes nothing in the result.
 
     Returns:
         :class:`ProtectedImage` whose ``rgb`` differs from the input by at most ``eps`` 8-bit levels.
@@ -176,7 +179,10 @@ def protect_array(
     """
     config = config or ProtectConfig()
     if generator_name(config.method) is not None:
-        return _protect_with_generator(rgb, config, faces or {})
+        result = _protect_with_generator(rgb, config, faces or {})
+        if on_step is not None:
+            on_step(1, 1)
+        return result
     models = {n: (extractors or {}).get(n) or create_target(n) for n in config.targets}
     for n, e in models.items():
         if not e.differentiable:
@@ -211,6 +217,7 @@ def protect_array(
     if is_grey(rgb):
         kwargs["chroma"] = 0.0  # a grey photo gets a grey perturbation and stays grey (R = G = B)
     attack = create_attack(config.method, loss, **kwargs)
+    attack.on_step = on_step
     adv = attack(sub, mask, seed=config.seed)
     with torch.no_grad():
         loss_end = float(loss(adv, sub).sum())
