@@ -269,3 +269,14 @@ def test_patience_stops_each_sample_when_its_loss_plateaus(images):
         assert torch.equal(one(images[i : i + 1], seed=1)[0], out[i])
     with pytest.raises(ValueError, match="patience"):
         IFGSM(loss, patience=-1)
+
+
+def test_cw_iterates_stay_in_the_image_range_at_the_budget_edge(images):
+    """Driven to black with a budget past every pixel, x + (-x) must not round below 0 (targets check their input)."""
+    from faceshield.core.check import check_image_tensor
+
+    def darker(x_adv, x):
+        return check_image_tensor(x_adv).flatten(1).mean(1)
+
+    out = create_attack("cw", darker, eps=1.0, steps=5)(images * 0.3 + 0.1)
+    assert out.min() >= 0 and out.max() <= 1

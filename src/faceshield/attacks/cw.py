@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from faceshield.attacks.base import Attack, quantize_to_budget
+from faceshield.attacks.base import Attack, clamp_unit, quantize_to_budget
 from faceshield.attacks.budget import delta_e_penalty, limit_chroma, ssim_penalty
 from faceshield.core.check import check_positive
 
@@ -62,7 +62,7 @@ class CW(Attack):
         def image(w_: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             d = limit_chroma(eps * torch.tanh(w_), self.chroma)
             d = d + (torch.maximum(torch.minimum(d, hi), lo) - d).detach()  # stays in [0, 1] and the box
-            return x + d, d
+            return clamp_unit(x + d), d  # x + (-x) can round a hair below 0
 
         for step in range(self.steps):
             with torch.enable_grad():
