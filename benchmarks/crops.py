@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 VARIANTS = {
+    "subtle": ("subtle", {}),
     "paper": ("paper", {}),
     "strong": ("strong", {}),
     "smooth": ("smooth", {}),
