@@ -97,7 +97,7 @@ def _journal_done(out: Path) -> list[str]:
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_exactly_the_full_set(tmp_path, photo_dir):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "from faceshield.cli.main import main; main()", "protect", str(photo_dir), "-o", str(out), "--steps", "40", "--evaluate-with", "none", "--workers", "2"]
+    cmd = [sys.executable, "-c", "from faceshield.cli.main import main; main()", "protect", str(photo_dir), "-o", str(out), "--preset", "paper", "--steps", "15", "--evaluate-with", "none", "--workers", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
