@@ -1,0 +1,32 @@
+"""MagDR's consistency detector: a disrupted photo's edits are unstable under small pre-processings."""
+import numpy as np
+import pytest
+
+from faceshield.core.errors import NoFaceError
+from faceshield.defenses.magdr import ConsistencyDetector
+from faceshield.pipeline import ProtectConfig, protect_array
+
+
+@pytest.fixture(scope="module")
+def face(astronaut):
+    return astronaut[20:276, 100:356]
+
+
+def test_a_disrupted_photo_scores_far_above_its_clean_original(face):
+    det = ConsistencyDetector(preprocess=("jpeg75", "blur:1.0", "median:3", "bits:5"))
+    disrupted = protect_array(face, ProtectConfig(targets=("stargan",), method="base2", eps=6 / 255, alpha=2 / 255, steps=10)).rgb
+    clean_d, prot_d = det.distances_per_preprocess(face), det.distances_per_preprocess(disrupted)
+    assert clean_d.shape == (4,) and clean_d.max() < 0.05  # a clean photo's edits barely move
+    assert det.score(disrupted) > 3 * det.score(face)
+    det.fit([face, np.ascontiguousarray(face[:, ::-1])], flag_rate=0.0)  # threshold: the largest clean score
+    assert det(disrupted) and not det(face)
+
+
+def test_needs_a_face_and_a_threshold():
+    det = ConsistencyDetector(preprocess=("jpeg75",))
+    with pytest.raises(NoFaceError):
+        det.score(np.full((128, 128, 3), 127, np.uint8))
+    with pytest.raises(ValueError, match="threshold"):
+        det(np.full((128, 128, 3), 127, np.uint8))
+    with pytest.raises(ValueError, match="distance"):
+        ConsistencyDetector(distance="ssim")
