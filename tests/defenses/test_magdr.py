@@ -30,3 +30,16 @@ def test_needs_a_face_and_a_threshold():
         det(np.full((128, 128, 3), 127, np.uint8))
     with pytest.raises(ValueError, match="distance"):
         ConsistencyDetector(distance="ssim")
+
+
+def test_distortion_detector_flags_a_disruption_that_spreads_outside_the_edited_region(face):
+    from faceshield.defenses.magdr import DistortionDetector
+    from faceshield.faces.regions import REGIONS
+
+    det = DistortionDetector()
+    disrupted = protect_array(face, ProtectConfig(targets=("stargan",), method="base2", eps=6 / 255, alpha=2 / 255, steps=10)).rgb
+    d = det.region_distances(face)
+    assert set(d) == set(det.g.domains) and d["Male"].shape == (1, len(REGIONS))
+    assert det.score(disrupted) > det.score(face) + 0.2  # measured 0.80 vs 0.28 on the sample
+    with pytest.raises(NoFaceError):
+        det.score(np.full((128, 128, 3), 127, np.uint8))

@@ -10,7 +10,11 @@ any of them; a disruption, fragile by construction, is undone by some and not by
 threshold is fitted on clean photos only (:meth:`ConsistencyDetector.fit`: a chosen share of clean
 photos flagged).
 
-The distortion detector (Eqs. 4-6), S_final (Eq. 9) and the reconstructor are not built yet.
+The distortion detector (Eqs. 4-6, :class:`DistortionDetector`): an edit changes its conditional
+region (the hair for a hair colour, the face for gender and age, the mouth for a smile); an edit
+that changes the *other* regions as much as that one is abnormal. Regions are the FaceMesh part
+masks of :mod:`faceshield.faces.regions`, warped into the manipulator's crop. The reconstructor is
+not built yet.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ import torch
 
 from faceshield.core.errors import NoFaceError
 from faceshield.defenses.distance import Distances
+from faceshield.faces.boxes import box_iou
 from faceshield.faces.crop import warp_crops
+from faceshield.faces.regions import REGIONS, region_masks
 from faceshield.io.image import to_tensor
 from faceshield.transforms import create_transform
 
@@ -104,3 +110,74 @@ class ConsistencyDetector:
         if self.threshold is None:
             raise ValueError("the detector has no threshold yet: fit it on clean photos first")
         return self.score(rgb) > self.threshold
+
+
+#: the region each domain is meant to change (MagDR's conditional attribute region M_c); FaceMesh has
+#: no hair, so hair colours change the region outside the face oval (hair and background)
+DOMAIN_REGION = {"Black_Hair": "background", "Blond_Hair": "background", "Brown_Hair": "background", "Male": "skin", "Young": "skin",
+                 "Smiling": "lips", "Mouth_Slightly_Open": "lips"}
+
+
+class DistortionDetector:
+    """Eqs. 4-6: per region ``i`` of the crop, ``d_i`` = mean squared difference between the input
+    crop and its edit inside the region (Eq. 4, the masked distance over the mask's area); a region
+    is flagged (``V_i``, Eq. 5) when ``d_i >= d_c``, the conditional region's; ``S_dist`` (Eq. 6) =
+    the mean over domains of the share of non-conditional regions flagged. Threshold fitted on clean
+    photos, as :class:`ConsistencyDetector`'s.
+
+    Args:
+        model: the manipulator; detector: the forger's face detector (alignment);
+        regions: the regions compared (default: all but the background when the domain's own is not it).
+    """
+
+    def __init__(self, model="stargan", detector: str = "mtcnn") -> None:
+        from faceshield.models import create_extractor, create_target
+
+        self.g = create_target(model) if isinstance(model, str) else model
+        self.detector = detector
+        self.mesh = create_extractor("facemesh")
+        self.threshold: float | None = None
+
+    @torch.no_grad()
+    def region_distances(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        """Per domain, ``(faces, len(REGIONS))`` ``d_i`` (Eq. 4) in the crop, L2 on [-1, 1].
+
+        Raises:
+            NoFaceError: no face for the detector, or none FaceMesh finds on the same place.
+        """
+        from faceshield.deepfake.edit import find_faces
+
+        found = find_faces(rgb, self.g, self.detector)
+        meshes = self.mesh.detect(rgb)
+        pairs = []
+        for f in found:
+            m = max(meshes, key=lambda m: box_iou(m.box, f.face.box), default=None)
+            if m is not None and box_iou(m.box, f.face.box) > 0.3:
+                pairs.append((f, m))
+        if not pairs:
+            raise NoFaceError(f"no face found by {self.detector} and FaceMesh together")
+        x = to_tensor(rgb)
+        out: dict[str, list] = {d: [] for d in self.g.domains}
+        for f, m in pairs:
+            mat = torch.from_numpy(f.matrix[None])
+            masks = torch.from_numpy(region_masks(m.points, rgb.shape[:2]))[None]  # (1, R, H, W)
+            mc = warp_crops(masks, mat, self.g.size, antialias=True)[0]  # (R, S, S)
+            area = mc.flatten(1).sum(1).clamp(min=1.0)
+            crop = warp_crops(x, mat, self.g.size) * 2 - 1
+            for d in self.g.domains:
+                e = self.g(crop, self.g.condition(d, f.attrs)[None])
+                sq = (crop - e).pow(2).mean(1)[0]  # (S, S)
+                out[d].append(((mc * sq).flatten(1).sum(1) / area).numpy())
+        return {d: np.stack(v) for d, v in out.items()}
+
+    def score(self, rgb: np.ndarray) -> float:
+        """``S_dist``: the share of (face, domain, non-conditional region) with ``d_i >= d_c``."""
+        flags = []
+        for d, dist in self.region_distances(rgb).items():
+            c = REGIONS.index(DOMAIN_REGION.get(d, "skin"))
+            others = [i for i in range(len(REGIONS)) if i != c]
+            flags.append((dist[:, others] >= dist[:, c : c + 1]).mean())
+        return float(np.mean(flags))
+
+    fit = ConsistencyDetector.fit
+    __call__ = ConsistencyDetector.__call__
