@@ -43,3 +43,34 @@ def test_distortion_detector_flags_a_disruption_that_spreads_outside_the_edited_
     assert det.score(disrupted) > det.score(face) + 0.2  # measured 0.80 vs 0.28 on the sample
     with pytest.raises(NoFaceError):
         det.score(np.full((128, 128, 3), 127, np.uint8))
+
+
+@pytest.mark.slow
+def test_purify_cleans_a_protected_photo_and_leaves_a_clean_one(tmp_path, face):
+    """`faceshield purify`: the default protection is detected and washed out; a clean photo is copied unchanged."""
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from faceshield.cli.main import app
+    from faceshield.deepfake.edit import measure_disruption
+
+    prot = protect_array(face, ProtectConfig.preset("subtle")).rgb
+    assert measure_disruption(face, prot, "stargan").disrupted >= 0.6
+    for name, img in (("clean", face), ("protected", prot)):
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    thr = ("--threshold", 0.002)  # measured S_cons: 0.0005 clean, 0.009 protected (the sample's face)
+    res = run("purify", tmp_path / "protected.png", "-o", tmp_path / "p_out.png", *thr)
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "p_out.json").read_text())
+    assert rec["detected"] and rec["restorations"] and rec["s_cons_after"] < rec["s_cons"]
+    washed = np.asarray(Image.open(tmp_path / "p_out.png").convert("RGB"))
+    assert measure_disruption(face, washed, "stargan").disrupted < measure_disruption(face, prot, "stargan").disrupted
+    res = run("purify", tmp_path / "clean.png", "-o", tmp_path / "c_out.png", *thr)
+    assert res.exit_code == 0 and "not disrupted" in res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "c_out.png").convert("RGB")), face)
+    res = run("purify", tmp_path / "clean.png", "-o", tmp_path / "c_out.png", *thr)
+    assert res.exit_code == 1 and "exists" in res.output
+    assert run("purify", tmp_path / "clean.png", "-o", tmp_path / "x.png", "--model", "nope").exit_code == 2
