@@ -548,6 +548,9 @@ def purify(
             written.unlink(missing_ok=True)  # no photo without its report
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
+    if record["no_face"]:
+        out.print(f"{escape(str(image))}: the {escape(model)} editor's detector finds no face; copied unchanged -> {escape(str(output))}", soft_wrap=True)
+        return
     what = f"disrupted (S_cons {record['s_cons']:.5f} > {record['threshold']:.5f}); applied {', '.join(record['restorations']) or 'nothing'}, S_cons now {record['s_cons_after']:.5f}" \
         if record["detected"] else f"not disrupted (S_cons {record['s_cons']:.5f} <= {record['threshold']:.5f}); copied unchanged"
     out.print(f"{escape(str(image))}: {what} -> {escape(str(output))}", soft_wrap=True)

@@ -211,7 +211,7 @@ class Reconstructor:
     carries no signal with our StarGAN; see docs/magdr.md).
 
     ``r(rgb) -> (restored (H, W, 3) uint8, record)``; ``record``: ``detected``, ``s_cons`` before and
-    after, the ``restorations`` applied.
+    after, the ``restorations`` applied, ``no_face`` (the detector finds no face: returned unchanged).
     """
 
     def __init__(self, detector: ConsistencyDetector | None = None, families: dict[str, Sequence[str]] = FAMILIES, rounds: int = 2) -> None:
@@ -223,8 +223,11 @@ class Reconstructor:
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, dict]:
         det = self.detector
-        before = det.score(rgb)
-        record = {"detected": before > det.threshold, "threshold": det.threshold, "s_cons": before, "restorations": []}
+        try:
+            before = det.score(rgb)
+        except NoFaceError:  # the forger's detector finds no face: nothing to edit, nothing to clean
+            return rgb, {"detected": False, "no_face": True, "threshold": det.threshold, "s_cons": None, "restorations": [], "s_cons_after": None}
+        record = {"detected": before > det.threshold, "no_face": False, "threshold": det.threshold, "s_cons": before, "restorations": []}
         cur, score = rgb, before
         for _ in range(self.rounds if record["detected"] else 0):
             scored = []
