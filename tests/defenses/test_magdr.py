@@ -74,3 +74,11 @@ def test_purify_cleans_a_protected_photo_and_leaves_a_clean_one(tmp_path, face):
     res = run("purify", tmp_path / "clean.png", "-o", tmp_path / "c_out.png", *thr)
     assert res.exit_code == 1 and "exists" in res.output
     assert run("purify", tmp_path / "clean.png", "-o", tmp_path / "x.png", "--model", "nope").exit_code == 2
+
+
+def test_reconstructor_leaves_a_photo_without_a_face_alone():
+    from faceshield.defenses.magdr import Reconstructor
+
+    grey = np.full((128, 128, 3), 127, np.uint8)
+    out, rec = Reconstructor(ConsistencyDetector(preprocess=("jpeg75",)))(grey)
+    assert rec["no_face"] and not rec["detected"] and np.array_equal(out, grey)
