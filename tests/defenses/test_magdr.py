@@ -82,3 +82,28 @@ def test_reconstructor_leaves_a_photo_without_a_face_alone():
     grey = np.full((128, 128, 3), 127, np.uint8)
     out, rec = Reconstructor(ConsistencyDetector(preprocess=("jpeg75",)))(grey)
     assert rec["no_face"] and not rec["detected"] and np.array_equal(out, grey)
+
+
+@pytest.mark.slow
+def test_evaluate_after_purification(tmp_path, face):
+    """`faceshield evaluate CLEAN PROT --purify magdr --manipulate stargan`: measured after the clean-up."""
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from faceshield.cli.main import app
+
+    Image.fromarray(face).save(tmp_path / "clean.png")
+    Image.fromarray(protect_array(face, ProtectConfig.preset("subtle")).rgb).save(tmp_path / "prot.png")
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    args = ("evaluate", tmp_path / "clean.png", tmp_path / "prot.png", "--extractors", "mtcnn", "--manipulate", "stargan")
+    before = run(*args, "--json", tmp_path / "before.json")
+    after = run(*args, "--purify", "magdr", "--json", tmp_path / "after.json")
+    assert before.exit_code == 0 and after.exit_code == 0, after.output
+    assert "purified first" in after.output and "detected" in after.output
+    b, a = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("before", "after"))
+    assert a["purification"]["detected"] and b["purification"] is None
+    share = lambda d: np.mean([v >= 0.05 for v in d["disruption"][0]["l2_each"]])  # noqa: E731
+    assert share(a) < share(b)
+    assert run(*args, "--purify", "jpeg").exit_code == 1

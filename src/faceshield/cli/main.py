@@ -305,9 +305,11 @@ def evaluate(
     sheet: Annotated[Optional[Path], typer.Option(help="Write a before/after PNG here: inputs with landmarks, swap from clean, swap from protected (implies --swap); with --manipulate, the clean and the protected edit per domain.")] = None,
     manipulate: Annotated[Optional[str], typer.Option(help="Comma-separated manipulators (e.g. stargan): edit both files for every domain and report the disruption (L2 of the edits, share disrupted).")] = None,
     judges: Annotated[Optional[str], typer.Option(help="With --manipulate: comma-separated DeepFake detectors (e.g. meso4-df) scoring the clean and the protected edits.")] = None,
+    purify: Annotated[Optional[str], typer.Option(help="'magdr': first clean the protected file as a forger would (detect, then restore: `faceshield purify`) and measure what is left.")] = None,
 ) -> None:
     """Print NME per extractor (each through its full pipeline), SSIM_I, mask-SSIM, PSNR and L_inf;
-    with --swap also SSIM_W through a real face swap; with --manipulate the disruption of each editor."""
+    with --swap also SSIM_W through a real face swap; with --manipulate the disruption of each editor;
+    with --purify magdr all of it after the forger's clean-up."""
     from faceshield.core.errors import FaceshieldError
     from faceshield.io import write_json_atomic
     from faceshield.pipeline.api import evaluate as _evaluate
@@ -315,10 +317,16 @@ def evaluate(
     try:
         names = lambda v: None if v is None else [t.strip() for t in v.split(",") if t.strip()]  # noqa: E731
         ev = _evaluate(clean, protected, extractors=names(extractors), swap=swap, aligner=aligner, swap_model=swap_model, sheet=sheet,
-                       manipulate=names(manipulate) or (), judges=names(judges) or ())
+                       manipulate=names(manipulate) or (), judges=names(judges) or (), purify=purify)
     except (FaceshieldError, ValueError, OSError) as e:
         err.print(f"[red]error[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1)
+    if ev.purification is not None:
+        r = ev.purification
+        what = ("the editor's detector finds no face: nothing to clean" if r["no_face"] else
+                f"detected (S_cons {r['s_cons']:.5f} > {r['threshold']:.5f}), restored with {', '.join(r['restorations']) or 'nothing'}" if r["detected"]
+                else f"not detected (S_cons {r['s_cons']:.5f}): left as it is")
+        out.print(f"purified first (MagDR, simplified): {what}; every figure below is of the purified copy", soft_wrap=True)
     print_evaluation(ev, title=f"{protected} vs {clean}")
     if ev.swap is not None:
         w = ev.swap
