@@ -21,9 +21,9 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
 
-from _common import DATA, RESULTS, astronaut, environment, write
+from _common import RESULTS, environment, write
+from default_protection import photos
 from faceshield.benchmark.measure import PROTECTED_NME
 from faceshield.deepfake.edit import DISRUPTED_L2, measure_disruption
 from faceshield.metrics.image import psnr
@@ -35,13 +35,6 @@ PROTECTIONS = {"subtle (default)": ProtectConfig.preset("subtle"), "paper": Prot
                "subtle + EOT (JPEG, resize, blur)": ProtectConfig.preset("subtle", eot=("default",), eot_samples=2)}
 RESTORATIONS = ["identity", "jpeg75", "blur:1.0", "resize:0.5", "median:3", "bilateral:25", "nlmeans:5", "tv:0.05", "wavelet:0.04", "bits:5", "resizepad:0.9", "deflect:200"]
 EVALUATORS = ["mtcnn", "fan"]
-
-
-def photos() -> list[tuple[str, np.ndarray]]:
-    out = [("sample", astronaut())]
-    out += [(p.stem, np.array(Image.open(p).convert("RGB"))) for p in sorted((DATA / "landmarks68" / "test").glob("*.jpg"))[:4]]
-    out += [(p.stem, np.array(Image.open(p).convert("RGB"))) for p in sorted((DATA / "celeba" / "img").glob("0099*.jpg"))[:3]]
-    return out
 
 
 def main(names: list[str]) -> None:

@@ -24,6 +24,12 @@ from faceshield.core.check import check_image_tensor
 DISTANCES = ("l1", "l2", "linf", "ssim", "psnr", "phi1", "phi2", "phi3", "phi4", "cos")
 
 
+def pixel_distances(a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``l1``, ``l2`` and ``linf`` of :data:`DISTANCES` between ``(B, 3, H, W)`` batches in [-1, 1]: ``{name: (B,)}``."""
+    diff = (a - b).flatten(1)
+    return {"l1": diff.abs().mean(1), "l2": diff.pow(2).mean(1), "linf": diff.abs().amax(1)}
+
+
 class Distances:
     """Every distance of :data:`DISTANCES` between ``a`` and ``b``.
 
@@ -48,10 +54,9 @@ class Distances:
         if a.shape != b.shape:
             raise ValueError(f"expected two batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
         ua, ub = (check_image_tensor((t + 1) / 2, name) for t, name in ((a, "a"), (b, "b")))  # [0, 1]
-        diff = (a - b).flatten(1)
         mse01 = (ua - ub).pow(2).flatten(1).mean(1)
         out = {
-            "l1": diff.abs().mean(1), "l2": diff.pow(2).mean(1), "linf": diff.abs().amax(1),
+            **pixel_distances(a, b),
             "ssim": kornia.metrics.ssim(ua, ub, 11).flatten(1).mean(1),
             "psnr": torch.where(mse01 > 0, 10 * torch.log10(1 / mse01.clamp(min=1e-10)), torch.full_like(mse01, 100.0)),
         }

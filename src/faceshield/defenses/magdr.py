@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from faceshield.core.errors import NoFaceError
-from faceshield.defenses.distance import Distances
+from faceshield.defenses.distance import Distances, pixel_distances
 from faceshield.faces.boxes import box_iou
 from faceshield.faces.crop import warp_crops
 from faceshield.faces.regions import REGIONS, region_masks
@@ -37,7 +37,37 @@ PREPROCESS = ("jpeg75", "blur:1.0", "resize:0.5", "median:3", "bits:5", "nlmeans
 GROWING = ("l1", "l2", "linf", "phi1", "phi2", "phi3", "phi4")
 
 
-class ConsistencyDetector:
+class _Thresholded:
+    """A detector with a ``score(rgb) -> float`` (higher = more likely disrupted) and a threshold
+    fitted on clean photos only."""
+
+    threshold: float | None = None
+
+    def score(self, rgb: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def fit(self, clean: Sequence[np.ndarray], flag_rate: float = 0.05) -> float:
+        """Set the threshold so that a share ``flag_rate`` of the clean photos ``clean`` is flagged (their
+        ``1 - flag_rate`` quantile); photos without a face are skipped. Returns the threshold."""
+        scores = []
+        for rgb in clean:
+            try:
+                scores.append(self.score(rgb))
+            except NoFaceError:
+                continue
+        if not scores:
+            raise ValueError("fit: no clean photo with a face")
+        self.threshold = float(np.quantile(scores, 1 - flag_rate))
+        return self.threshold
+
+    def __call__(self, rgb: np.ndarray) -> bool:
+        """Whether ``rgb`` is judged disrupted (its score above the fitted threshold)."""
+        if self.threshold is None:
+            raise ValueError("the detector has no threshold yet: fit it on clean photos first")
+        return self.score(rgb) > self.threshold
+
+
+class ConsistencyDetector(_Thresholded):
     """``S_cons`` of Eq. 7 and a threshold fitted on clean photos.
 
     Args:
@@ -56,13 +86,10 @@ class ConsistencyDetector:
         self.preprocess = [create_transform(s) for s in preprocess]
         self.distance, self.detector = distance, detector
         self.distances = Distances() if distance.startswith("phi") else None
-        self.threshold: float | None = None
+        self.threshold = None
 
     def _d(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.distances is not None:
-            return self.distances(a, b)[self.distance]
-        diff = (a - b).flatten(1)
-        return {"l1": diff.abs().mean(1), "l2": diff.pow(2).mean(1), "linf": diff.abs().amax(1)}[self.distance]
+        return (self.distances or pixel_distances)(a, b)[self.distance]
 
     @torch.no_grad()
     def distances_per_preprocess(self, rgb: np.ndarray) -> np.ndarray:
@@ -91,26 +118,6 @@ class ConsistencyDetector:
         """``S_cons`` (Eq. 7): the standard deviation of :meth:`distances_per_preprocess`."""
         return float(np.std(self.distances_per_preprocess(rgb)))
 
-    def fit(self, clean: Sequence[np.ndarray], flag_rate: float = 0.05) -> float:
-        """Set the threshold so that a share ``flag_rate`` of the clean photos ``clean`` is flagged (their
-        ``1 - flag_rate`` quantile); photos without a face are skipped. Returns the threshold."""
-        scores = []
-        for rgb in clean:
-            try:
-                scores.append(self.score(rgb))
-            except NoFaceError:
-                continue
-        if not scores:
-            raise ValueError("fit: no clean photo with a face")
-        self.threshold = float(np.quantile(scores, 1 - flag_rate))
-        return self.threshold
-
-    def __call__(self, rgb: np.ndarray) -> bool:
-        """Whether ``rgb`` is judged disrupted (``S_cons`` above the fitted threshold)."""
-        if self.threshold is None:
-            raise ValueError("the detector has no threshold yet: fit it on clean photos first")
-        return self.score(rgb) > self.threshold
-
 
 #: the region each domain is meant to change (MagDR's conditional attribute region M_c); FaceMesh has
 #: no hair, so hair colours change the region outside the face oval (hair and background)
@@ -118,7 +125,7 @@ DOMAIN_REGION = {"Black_Hair": "background", "Blond_Hair": "background", "Brown_
                  "Smiling": "lips", "Mouth_Slightly_Open": "lips"}
 
 
-class DistortionDetector:
+class DistortionDetector(_Thresholded):
     """Eqs. 4-6: per region ``i`` of the crop, ``d_i`` = mean squared difference between the input
     crop and its edit inside the region (Eq. 4, the masked distance over the mask's area); a region
     is flagged (``V_i``, Eq. 5) when ``d_i >= d_c``, the conditional region's; ``S_dist`` (Eq. 6) =
@@ -126,8 +133,7 @@ class DistortionDetector:
     photos, as :class:`ConsistencyDetector`'s.
 
     Args:
-        model: the manipulator; detector: the forger's face detector (alignment);
-        regions: the regions compared (default: all but the background when the domain's own is not it).
+        model: the manipulator; detector: the forger's face detector (alignment).
     """
 
     def __init__(self, model="stargan", detector: str = "mtcnn") -> None:
@@ -136,7 +142,7 @@ class DistortionDetector:
         self.g = create_target(model) if isinstance(model, str) else model
         self.detector = detector
         self.mesh = create_extractor("facemesh")
-        self.threshold: float | None = None
+        self.threshold = None
 
     @torch.no_grad()
     def region_distances(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -179,8 +185,6 @@ class DistortionDetector:
             flags.append((dist[:, others] >= dist[:, c : c + 1]).mean())
         return float(np.mean(flags))
 
-    fit = ConsistencyDetector.fit
-    __call__ = ConsistencyDetector.__call__
 
 
 #: the consistency threshold fitted on the first 20 held-out CelebA photos that MTCNN finds, 5 % of

@@ -414,7 +414,7 @@ def protect_video_split(
 
     from faceshield.core.errors import NoFaceError
     from faceshield.io.video import read_video, same_file, write_video
-    from faceshield.pipeline.video import VideoSummary, measure_video
+    from faceshield.pipeline.video import VideoSummary, codec_settings, measure_video
 
     config = config or ProtectConfig()
     src, dst = Path(src), Path(dst)
@@ -477,12 +477,7 @@ def protect_video_split(
             seconds = time.perf_counter() - t0
             got = [r for r in results if r is not None]
             faces = [n for r, c in zip(results, counts) for n in (r["faces_per_frame"] if r is not None else [0] * c)]
-            from faceshield.io.video import default_codec, resolve_codec
-
-            enc = resolve_codec(codec or default_codec(dst), crf)
-            quality = crf if crf is not None else enc.qscale if enc.qscale is not None else enc.options.get("crf")
-            settings = got[0]["settings"] | {"codec": codec or default_codec(dst), "encoder": enc.name, "crf": None if quality is None else int(quality),
-                                             "workers": len(segments), "segments": [list(r) for r in ranges[:len(segments)]]}
+            settings = got[0]["settings"] | codec_settings(dst, codec, crf) | {"workers": len(segments), "segments": [list(r) for r in ranges[:len(segments)]]}
             return VideoSummary(
                 input=src, output=dst, frames=total, fps=float(info.fps), fps_fraction=f"{info.fps.numerator}/{info.fps.denominator}",
                 size=[info.width, info.height], seconds=round(seconds, 3), frames_per_second=round(total / seconds, 3) if seconds > 0 else 0.0,

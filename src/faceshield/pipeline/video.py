@@ -377,12 +377,7 @@ def protect_video(
     seconds = time.perf_counter() - t0
     after = measure_video(src, dst, exts) if measure else None
     n = len(faces_per_frame)
-    enc = resolve_codec(codec or default_codec(dst), crf)
-    quality = crf if crf is not None else enc.qscale if enc.qscale is not None else enc.options.get("crf")
-    settings = ran[0].to_dict() | {
-        "codec": codec or default_codec(dst), "encoder": enc.name, "crf": None if quality is None else int(quality),
-        "keyframe_interval": int(keyframe_interval), "carry": carry,
-    }
+    settings = ran[0].to_dict() | codec_settings(dst, codec, crf) | {"keyframe_interval": int(keyframe_interval), "carry": carry}
     log.debug("protected %s: %d frames, %d key frames, %.1f s", src, n, stats["key"], seconds)
     return VideoSummary(
         input=src, output=dst, frames=n, fps=float(info.fps), fps_fraction=f"{info.fps.numerator}/{info.fps.denominator}",
@@ -391,6 +386,16 @@ def protect_video(
         ssim_i=float(np.mean(ssims)) if ssims else None, ssim_i_min=float(np.min(ssims)) if ssims else None,
         linf=stats["linf"], audio=info.has_audio, settings=settings, after_codec=after,
     )
+
+
+def codec_settings(dst: str | os.PathLike[str], codec: str | None, crf: int | None) -> dict:
+    """The report's codec fields for a video written to ``dst``: ``codec`` (as asked, or the
+    container's default), ``encoder`` (FFmpeg's name) and ``crf`` (the quality used, None for a
+    lossless codec)."""
+    name = codec or default_codec(dst)
+    enc = resolve_codec(name, crf)
+    quality = crf if crf is not None else enc.qscale if enc.qscale is not None else enc.options.get("crf")
+    return {"codec": name, "encoder": enc.name, "crf": None if quality is None else int(quality)}
 
 
 def _mean_shift(before: dict, now: dict) -> tuple[int, int]:

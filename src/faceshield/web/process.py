@@ -305,36 +305,41 @@ class Processor:
 
     def _checks(self, job: Job, f: FileItem, clean: np.ndarray, protected: np.ndarray) -> None:
         """The face swap and the editor, clean vs protected; a failure is a note, not an error."""
-        from faceshield.pipeline.swap import evaluate_swap
 
-        self._begin(job, f, "swap")
-        try:
+        def swap():
+            from faceshield.pipeline.swap import evaluate_swap
+
             w, sc, sp = evaluate_swap(clean, protected, self.swapper())
-            self._add_image(job, f, "swap", _side_by_side(*(_around(x, w.region) for x in (sc.image, sp.image))))
             verdict = ("the swap tool drops the protected face" if w.dropped_protected else "the face is lost on the protected photo" if w.lost
                        else "a swap is made from both" if w.ssim_w is not None else "no swap from either photo")
-            swap = {"aligner": w.aligner, "nme": w.nme, "ssim_w": w.ssim_w, "lost": w.lost, "dropped": w.dropped_protected, "verdict": verdict}
-            self._set(job, lambda: f.checks.update(swap=swap))
-            self._end(job, f, "swap")
-        except Exception as e:
-            log.info("face-swap check of %s skipped: %s", f.name, e)
-            self._set(job, lambda: f.checks.update(swap={"error": f"face-swap check skipped: {_one_line(e)}"}))
-            self._end(job, f, "swap", "skipped", _one_line(e))
-        self._begin(job, f, "edit")
-        try:
+            return (_side_by_side(*(_around(x, w.region) for x in (sc.image, sp.image))),
+                    {"aligner": w.aligner, "nme": w.nme, "ssim_w": w.ssim_w, "lost": w.lost, "dropped": w.dropped_protected, "verdict": verdict})
+
+        def edit():
             from faceshield.deepfake.edit import DISRUPTED_L2, disruption_sheet, measure_disruption
 
             g = self.editor()
             m = measure_disruption(clean, protected, g)
-            self._add_image(job, f, "edit", disruption_sheet(clean, protected, g))
-            edit = {"model": m.model, "domains": m.domains, "edits": len(m.l2_each), "disrupted": int(sum(v >= DISRUPTED_L2 for v in m.l2_each)),
-                    "l2": m.l2, "threshold": DISRUPTED_L2}
-            self._set(job, lambda: f.checks.update(edit=edit))
-            self._end(job, f, "edit")
+            return (disruption_sheet(clean, protected, g),
+                    {"model": m.model, "domains": m.domains, "edits": len(m.l2_each), "disrupted": int(sum(v >= DISRUPTED_L2 for v in m.l2_each)),
+                     "l2": m.l2, "threshold": DISRUPTED_L2})
+
+        self._check(job, f, "swap", "face-swap check", swap)
+        self._check(job, f, "edit", "editor check", edit)
+
+    def _check(self, job: Job, f: FileItem, key: str, label: str, run) -> None:
+        """Run one DeepFake check (``run() -> (picture, record)``) as step ``key``: its picture and record
+        go to the file; an exception becomes a "skipped" note."""
+        self._begin(job, f, key)
+        try:
+            picture, record = run()
+            self._add_image(job, f, key, picture)
+            self._set(job, lambda: f.checks.update({key: record}))
+            self._end(job, f, key)
         except Exception as e:
-            log.info("editor check of %s skipped: %s", f.name, e)
-            self._set(job, lambda: f.checks.update(edit={"error": f"editor check skipped: {_one_line(e)}"}))
-            self._end(job, f, "edit", "skipped", _one_line(e))
+            log.info("%s of %s skipped: %s", label, f.name, e)
+            self._set(job, lambda: f.checks.update({key: {"error": f"{label} skipped: {_one_line(e)}"}}))
+            self._end(job, f, key, "skipped", _one_line(e))
 
     # -- videos ---------------------------------------------------------------------------------
     def _video(self, job: Job, f: FileItem) -> None:
