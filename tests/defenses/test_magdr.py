@@ -61,11 +61,12 @@ def test_purify_cleans_a_protected_photo_and_leaves_a_clean_one(tmp_path, face):
     for name, img in (("clean", face), ("protected", prot)):
         Image.fromarray(img).save(tmp_path / f"{name}.png")
     run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
-    thr = ("--threshold", 0.002)  # measured S_cons: 0.0005 clean, 0.009 protected (the sample's face)
+    thr = ("--threshold", 0.002, "--lambda", 0)  # measured S_cons: 0.0005 clean, 0.009 protected (the sample's face)
     res = run("purify", tmp_path / "protected.png", "-o", tmp_path / "p_out.png", *thr)
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "p_out.json").read_text())
-    assert rec["detected"] and rec["restorations"] and rec["s_cons_after"] < rec["s_cons"]
+    assert rec["detected"] and rec["restorations"] and rec["s_final_after"] < rec["s_final"]
+    assert {"s_dist", "s_cons", "s_final", "lambda"} <= set(rec) and all("@" in r for r in rec["restorations"])
     washed = np.asarray(Image.open(tmp_path / "p_out.png").convert("RGB"))
     assert measure_disruption(face, washed, "stargan").disrupted < measure_disruption(face, prot, "stargan").disrupted
     res = run("purify", tmp_path / "clean.png", "-o", tmp_path / "c_out.png", *thr)
@@ -80,7 +81,9 @@ def test_reconstructor_leaves_a_photo_without_a_face_alone():
     from faceshield.defenses.magdr import Reconstructor
 
     grey = np.full((128, 128, 3), 127, np.uint8)
-    out, rec = Reconstructor(ConsistencyDetector(preprocess=("jpeg75",)))(grey)
+    from faceshield.defenses.magdr import FinalDetector
+
+    out, rec = Reconstructor(FinalDetector(preprocess=("jpeg75",)))(grey)
     assert rec["no_face"] and not rec["detected"] and np.array_equal(out, grey)
 
 
@@ -107,3 +110,36 @@ def test_evaluate_after_purification(tmp_path, face):
     share = lambda d: np.mean([v >= 0.05 for v in d["disruption"][0]["l2_each"]])  # noqa: E731
     assert share(a) < share(b)
     assert run(*args, "--purify", "jpeg").exit_code == 1
+
+
+def test_final_score_combines_both_detectors_with_a_lambda_fitted_on_clean_photos(face):
+    from faceshield.defenses.magdr import FinalDetector
+
+    det = FinalDetector(preprocess=("jpeg75", "median:3"))
+    clean = [face, np.ascontiguousarray(face[:, ::-1]), np.ascontiguousarray(face[8:, 8:])]
+    comps = [det.components(p) for p in clean]
+    thr = det.fit(clean, flag_rate=0.0)
+    cons, dist = np.array([c["s_cons"] for c in comps]), np.array([c["s_dist"] for c in comps])
+    assert det.lam == pytest.approx(cons.std() / dist.std() if dist.std() > 0 else 0.0)
+    assert thr == pytest.approx(max(cons + det.lam * dist))
+    c = det.components(face)
+    assert c["s_final"] == pytest.approx(c["s_cons"] + det.lam * c["s_dist"])
+
+
+def test_region_search_lowers_s_final_and_touches_only_the_faces_window(astronaut):
+    from faceshield.defenses.magdr import FinalDetector, Reconstructor, locate
+
+    photo = np.ascontiguousarray(astronaut[:400, 40:440])
+    disrupted = protect_array(photo, ProtectConfig(targets=("stargan",), method="base2", eps=6 / 255, alpha=2 / 255, steps=10)).rgb
+    det = FinalDetector(preprocess=("jpeg75", "median:3"), lam=0.0, threshold=1e-9)  # never acceptable: every region is searched
+    faces = locate(disrupted, det.g)
+    masks = faces.region_masks()
+    assert np.allclose(masks.sum(0), 1, atol=1e-5) and masks.shape[1:] == faces.cut(disrupted).shape[:2]
+    rec = Reconstructor(det, layers=({"median": ("median:3", "median:5"), "nlmeans": ("nlmeans:6", "nlmeans:10")},), top=1)
+    out, r = rec(disrupted)
+    assert r["detected"] and r["s_final_after"] < r["s_final"] and r["restorations"]
+    assert all(x.split("@")[0] in ("median:3", "median:5", "nlmeans:6", "nlmeans:10") for x in r["restorations"])
+    y0, y1, x0, x1 = faces.window
+    outside = np.ones(photo.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert outside.any() and np.array_equal(out[outside], disrupted[outside])

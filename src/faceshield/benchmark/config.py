@@ -32,7 +32,7 @@ also takes ``images`` (instead of the run's) and, except swap, ``extractors`` (i
 * ``table1``: ``sources`` (default: every white-box extractor), ``rows`` ([lb]).
 * ``table2``: ``sources`` ([mtcnn]), ``rows`` ([base1, base2, lb]).
 * ``table3``: ``sources`` ([mtcnn, fan, [mtcnn, fan]]), ``rows`` ([lb, lb_trans, lb_mix]).
-* ``table4``: ``sources`` ([mtcnn]), ``rows`` ([lb, LB+EOT]), ``transforms`` (transform specs,
+* ``table4``: ``sources`` ([mtcnn]), ``rows`` ([lb, LB+EOT]), ``transforms`` (transform or purifier specs, e.g. ``magdr``,
   [identity, jpeg75, jpeg50, c, c2]), ``clean_baseline`` (true: also the transformed clean image).
 * ``ablation``: ``sources`` ([mtcnn]), ``method`` (lb), ``alpha`` ([0.5 .. 1.5]), ``steps``
   ([14, 16, .., 28]); ``extractors`` defaults to the source's own (white-box NME, as Fig. 4).
@@ -396,14 +396,14 @@ def _images(value: Any, where: str) -> list[ImageSource]:
 
 
 def _transforms(value: Any, where: str) -> list[str]:
-    from faceshield.transforms import create_transform
+    from faceshield.defenses.purifiers import create_purifier
 
     out = []
     for i, s in enumerate(_list(value, where)):
         w = f"{where}[{i}]"
         spec = _string(s, w)
         try:
-            create_transform(spec)
+            create_purifier(spec)
         except (TypeError, ValueError) as e:
             raise _fail(w, str(e)) from None
         if spec in out:

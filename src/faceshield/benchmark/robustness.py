@@ -20,7 +20,7 @@ from faceshield.benchmark.report import TableResult, count, md_table
 from faceshield.benchmark.sources import BenchImage
 from faceshield.core.errors import WeightsNotFoundError
 from faceshield.pipeline import evaluate_pair
-from faceshield.transforms import create_transform
+from faceshield.defenses.purifiers import create_purifier
 
 CLEAN = "clean (transform only)"
 
@@ -33,7 +33,7 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
     evaluators, n2 = ctx.evaluators(opts["extractors"] if opts["extractors"] is not None else cfg.extractors)
     notes += n2
     names = [e.name for e in evaluators]
-    transforms = {transform_label(s): create_transform(s) for s in opts["transforms"]}
+    transforms = {transform_label(s): create_purifier(s) for s in opts["transforms"]}
     sources, rows = opts["sources"], opts["rows"]
     ctx.progress.start("table4", len(row_pairs(rows, sources)) * len(images) + (len(images) if opts["clean_baseline"] else 0))
     records, per_image = [], []
@@ -76,7 +76,7 @@ def run_table4(ctx: BenchContext, cfg: BenchConfig, opts: dict, images: list[Ben
              "evaluation: NME compares the extractor on the clean, untransformed image with the same extractor on the "
              "transformed protected image; SSIM_I / mask-SSIM compare the transformed protected image with the clean one. "
              f"'{CLEAN}': the transformed clean image against the clean one, the transform's own effect. **Bold**: white-box.")
-    settings = {**attack_settings(cfg.attack, cfg.seed, opts["rows"]), "transforms": {transform_label(s): create_transform(s).spec for s in opts["transforms"]}}
+    settings = {**attack_settings(cfg.attack, cfg.seed, opts["rows"]), "transforms": {transform_label(s): create_purifier(s).spec for s in opts["transforms"]}}
     return TableResult(
         name="table4",
         title=f"Table IV on our extractors: robustness to image and video compression ({count(images)})",

@@ -305,7 +305,7 @@ def evaluate(
     sheet: Annotated[Optional[Path], typer.Option(help="Write a before/after PNG here: inputs with landmarks, swap from clean, swap from protected (implies --swap); with --manipulate, the clean and the protected edit per domain.")] = None,
     manipulate: Annotated[Optional[str], typer.Option(help="Comma-separated manipulators (e.g. stargan): edit both files for every domain and report the disruption (L2 of the edits, share disrupted).")] = None,
     judges: Annotated[Optional[str], typer.Option(help="With --manipulate: comma-separated DeepFake detectors (e.g. meso4-df) scoring the clean and the protected edits.")] = None,
-    purify: Annotated[Optional[str], typer.Option(help="'magdr': first clean the protected file as a forger would (detect, then restore: `faceshield purify`) and measure what is left.")] = None,
+    purify: Annotated[Optional[str], typer.Option(help="First clean the protected file as a forger would and measure what is left: 'magdr' (detect, then restore per facial region: `faceshield purify`), or one restoration spec ('nlmeans:5', 'jpeg75', 'median:3' ...).")] = None,
 ) -> None:
     """Print NME per extractor (each through its full pipeline), SSIM_I, mask-SSIM, PSNR and L_inf;
     with --swap also SSIM_W through a real face swap; with --manipulate the disruption of each editor;
@@ -323,10 +323,11 @@ def evaluate(
         raise typer.Exit(1)
     if ev.purification is not None:
         r = ev.purification
-        what = ("the editor's detector finds no face: nothing to clean" if r["no_face"] else
-                f"detected (S_cons {r['s_cons']:.5f} > {r['threshold']:.5f}), restored with {', '.join(r['restorations']) or 'nothing'}" if r["detected"]
-                else f"not detected (S_cons {r['s_cons']:.5f}): left as it is")
-        out.print(f"purified first (MagDR, simplified): {what}; every figure below is of the purified copy", soft_wrap=True)
+        what = (f"{r['purifier']} applied" if r.get("detected") is None else
+                "the editor's detector finds no face: nothing to clean" if r["no_face"] else
+                f"detected (S_final {r['s_final']:.5f} > {r['threshold']:.5f}), restored with {', '.join(r['restorations']) or 'nothing'}" if r["detected"]
+                else f"not detected (S_final {r['s_final']:.5f}): left as it is")
+        out.print(f"purified first ({'MagDR' if r.get('detected') is not None else 'restoration'}): {what}; every figure below is of the purified copy", soft_wrap=True)
     print_evaluation(ev, title=f"{protected} vs {clean}")
     if ev.swap is not None:
         w = ev.swap
@@ -519,16 +520,18 @@ def purify(
     image: Annotated[Path, typer.Argument(help="A photo (perhaps protected).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the cleaned photo (.png); a .json report goes beside it.")],
     model: Annotated[str, typer.Option(help="The manipulator whose edits the detector watches (see `faceshield models`).")] = "stargan",
-    threshold: Annotated[Optional[float], typer.Option(help="S_cons above which a photo counts as disrupted. [default: fitted on 20 held-out CelebA photos, 5 % of clean ones flagged]")] = None,
-    rounds: Annotated[int, typer.Option(help="At most this many restorations, one after the other.")] = 2,
+    threshold: Annotated[Optional[float], typer.Option(help="S_final above which a photo counts as disrupted. [default: fitted on 20 held-out CelebA photos, 5 % of clean ones flagged]")] = None,
+    lam: Annotated[Optional[float], typer.Option("--lambda", help="Weight of S_dist in S_final = lambda * S_dist + S_cons (Eq. 9). [default: the shipped fit]")] = None,
+    rounds: Annotated[int, typer.Option(help="At most this many passes over the reconstructor's layers.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
 ) -> None:
-    """What a forger does with a protected photo (MagDR, simplified): detect a disruption from the
-    editor's consistency under small pre-processings, and if detected, apply the restorations
-    (JPEG, blur, median, NL-means, TV, wavelet ...) that make the edits consistent again. Writes
-    OUTPUT and OUTPUT.json (detected, S_cons before / after, the restorations applied)."""
+    """What a forger does with a protected photo (MagDR): detect a disruption from the editor's
+    outputs (S_final: their consistency under small pre-processings and where they change the face),
+    and if detected, restore each facial region with the restoration (denoisers, then JPEG, blur,
+    resizing, bit depth) that makes the edits normal again. Writes OUTPUT and OUTPUT.json (detected,
+    S_dist, S_cons, S_final before and after, the restorations applied per region)."""
     from faceshield.core.errors import FaceshieldError
-    from faceshield.defenses.magdr import ConsistencyDetector, Reconstructor
+    from faceshield.defenses.magdr import FinalDetector, Reconstructor
     from faceshield.io import read_image, write_image_atomic, write_json_atomic
     from faceshield.models import list_targets
 
@@ -536,8 +539,11 @@ def purify(
     if model not in manipulators:
         err.print(f"[red]error[/] --model: unknown manipulator {model!r}; expected one of {', '.join(manipulators)}", soft_wrap=True)
         raise typer.Exit(2)
-    if output.suffix.lower() != ".png" or rounds < 1 or (threshold is not None and threshold <= 0):
-        err.print("[red]error[/] " + ("-o: expected a .png path" if output.suffix.lower() != ".png" else "--rounds: expected a positive integer" if rounds < 1 else "--threshold: expected a positive number"), soft_wrap=True)
+    problem = ("-o: expected a .png path" if output.suffix.lower() != ".png" else "--rounds: expected a positive integer" if rounds < 1
+               else "--threshold: expected a positive number" if threshold is not None and threshold <= 0
+               else "--lambda: expected a number >= 0" if lam is not None and lam < 0 else None)
+    if problem:
+        err.print(f"[red]error[/] {problem}", soft_wrap=True)
         raise typer.Exit(2)
     report = output.with_suffix(".json")
     written = None
@@ -546,9 +552,7 @@ def purify(
             if p.exists() and not overwrite:
                 raise FileExistsError(f"{p} exists; pass --overwrite to replace it")
         img = read_image(image)
-        det = ConsistencyDetector(model)
-        det.threshold = threshold
-        restored, record = Reconstructor(det, rounds=rounds)(img.rgb)
+        restored, record = Reconstructor(FinalDetector(model, lam=lam, threshold=threshold), rounds=rounds)(img.rgb)
         written = write_image_atomic(output, restored, img.alpha, overwrite=overwrite)
         write_json_atomic(report, {"input": str(image), "output": str(output), "model": model, **record}, overwrite=overwrite)
     except (FaceshieldError, OSError, ValueError) as e:
@@ -559,8 +563,8 @@ def purify(
     if record["no_face"]:
         out.print(f"{escape(str(image))}: the {escape(model)} editor's detector finds no face; copied unchanged -> {escape(str(output))}", soft_wrap=True)
         return
-    what = f"disrupted (S_cons {record['s_cons']:.5f} > {record['threshold']:.5f}); applied {', '.join(record['restorations']) or 'nothing'}, S_cons now {record['s_cons_after']:.5f}" \
-        if record["detected"] else f"not disrupted (S_cons {record['s_cons']:.5f} <= {record['threshold']:.5f}); copied unchanged"
+    what = f"disrupted (S_final {record['s_final']:.5f} > {record['threshold']:.5f}); applied {', '.join(record['restorations']) or 'nothing'}, S_final now {record['s_final_after']:.5f}" \
+        if record["detected"] else f"not disrupted (S_final {record['s_final']:.5f} <= {record['threshold']:.5f}); copied unchanged"
     out.print(f"{escape(str(image))}: {what} -> {escape(str(output))}", soft_wrap=True)
 
 

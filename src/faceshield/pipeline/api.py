@@ -270,20 +270,24 @@ def evaluate(
     before/after PNG there: the swap sheet, then the first face at 100 % and 200 % with the
     difference amplified (:func:`~faceshield.pipeline.swap.face_crops_sheet`). Each manipulator of
     ``manipulate`` edits both files for every domain (``Evaluation.disruption``, with ``judges``'
-    verdicts on the edits); with ``sheet`` and no swap, the sheet shows the edits. ``purify="magdr"``
-    first runs the forger's clean-up on the protected file (:class:`~faceshield.defenses.magdr.Reconstructor`,
-    watching the first manipulator of ``manipulate``, else StarGAN) and measures the purified copy
-    (``Evaluation.purification`` records what it did).
+    verdicts on the edits); with ``sheet`` and no swap, the sheet shows the edits. ``purify`` first
+    runs a forger's clean-up on the protected file and measures the purified copy: ``"magdr"``
+    (:class:`~faceshield.defenses.magdr.Reconstructor`, watching the first manipulator of
+    ``manipulate``, else StarGAN) or any purifier spec of
+    :func:`~faceshield.defenses.purifiers.create_purifier`; ``Evaluation.purification`` records
+    what it did.
     """
-    if purify not in (None, "magdr"):
-        raise ValueError(f"purify: expected 'magdr' (or nothing), got {purify!r}")
+    purifier = None
+    if purify is not None:
+        from faceshield.defenses.purifiers import create_purifier
+
+        purifier = create_purifier(f"magdr:{manipulate[0]}" if purify == "magdr" and manipulate else purify, detector=detector)
     a = read_image(clean, max_pixels=max_pixels).rgb
     b = read_image(protected, max_pixels=max_pixels).rgb
     record = None
-    if purify:
-        from faceshield.defenses.magdr import ConsistencyDetector, Reconstructor
-
-        b, record = Reconstructor(ConsistencyDetector(manipulate[0] if manipulate else "stargan", detector=detector))(b)
+    if purifier is not None:
+        b = purifier.apply(b)
+        record = getattr(purifier, "last_record", None) or {"purifier": purifier.spec, "detected": None, "restorations": [purifier.spec]}
     exts, _ = available_extractors(extractors)
     boxes = [f.box for f in create_extractor(detector).detect(a)]
     ev = evaluate_pair(a, b, exts, boxes)

@@ -61,7 +61,7 @@ class Evaluation:
     swap: "SwapEvaluation | None" = None  # set by evaluate(..., swap=True): the DeepFake measured
     #: set by evaluate(..., manipulate=[...]): one DisruptionMeasure per manipulator
     disruption: list = field(default_factory=list)
-    #: set by evaluate(..., purify="magdr"): the forger's clean-up record (detected, S_cons, restorations);
+    #: set by evaluate(..., purify=SPEC): the forger's clean-up record (MagDR: detected, S_final, restorations);
     #: every other figure is then of the purified copy
     purification: dict | None = None
 

@@ -105,13 +105,25 @@ def target_conditions(c_org: torch.Tensor, gen: torch.Generator, noise: float = 
     return (c + (torch.rand(c.shape, generator=gen) * 2 - 1) * noise).clamp(0.0, 1.0)
 
 
+BAND = (0.65, 0.85)  # the "band" norm's bounds on each image's mean attention (share of the input kept)
+
+
 def attention_norm(a: torch.Tensor, kind: str = "l2sq") -> torch.Tensor:
-    """The attention-norm penalty of a mask ``(B, 1, S, S)`` in [0, 1]: ``mean(A^2)`` or ``mean(A)``."""
+    """The attention-norm penalty of a mask ``(B, 1, S, S)`` in [0, 1].
+
+    ``mean(A^2)``, ``mean(A)``, or ``band``: zero while each image's mean attention lies inside
+    ``BAND`` and linear outside it (a barrier at both ends: the mask can neither saturate to the
+    input nor sink into a full re-render; see the module docstring).
+    """
     if kind == "l2sq":
         return (a * a).mean()
     if kind == "mean":
         return a.mean()
-    raise ValueError(f"attention_norm: expected 'l2sq' or 'mean', got {kind!r}")
+    if kind == "band":
+        m = a.flatten(1).mean(1)
+        lo, hi = BAND
+        return (F.relu(m - hi) + F.relu(lo - m)).mean()
+    raise ValueError(f"attention_norm: expected 'l2sq', 'mean' or 'band', got {kind!r}")
 
 
 def _blend(G: GANimationGenerator, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--lambda-cond", type=float, default=10.0)
     ap.add_argument("--lambda-a", type=float, default=0.1, help="weight of the attention norm")
-    ap.add_argument("--attention-norm", choices=["mean", "l2sq"], default="mean", help="mean(A) (the reference's, shipped), or mean(A^2) (try --lambda-a 1.25; module docstring)")
+    ap.add_argument("--attention-norm", choices=["mean", "l2sq", "band"], default="mean", help="mean(A) (the reference's), mean(A^2) (try --lambda-a 1.25), or band (a barrier keeping each image's mean attention in BAND; try --lambda-a 10); module docstring")
     ap.add_argument("--conv-dim", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size", type=int, default=64)
