@@ -270,8 +270,8 @@ class DistortionDetector(_Thresholded):
 
 #: fitted on the first 20 held-out CelebA photos that MTCNN finds, 5 % of them flagged
 #: (``python benchmarks/magdr_fit.py``); :meth:`FinalDetector.fit` refits them
-FITTED_LAMBDA = 0.0
-FITTED_THRESHOLD = 0.00055
+FITTED_LAMBDA = 0.00102836
+FITTED_THRESHOLD = 0.000964784
 
 
 class FinalDetector(_Thresholded):
@@ -345,7 +345,10 @@ LAYERS: tuple[dict[str, tuple[str, ...]], ...] = (
 )
 #: each family's best parameter by the mean S_final on disrupted training photos (Alg. 1, lines
 #: 1-6; ``python benchmarks/magdr_fit.py``): the members of the layers Q_i
-PRETRAINED: tuple[dict[str, str], ...] = ()
+PRETRAINED: tuple[dict[str, str], ...] = (
+    {"nlmeans": "nlmeans:10", "tv": "tv:0.08", "wavelet": "wavelet:0.05", "bilateral": "bilateral:30", "median": "median:5"},
+    {"jpeg": "jpeg:q=50", "blur": "blur:1.5", "resize": "resize:0.5", "bits": "bits:4"},
+)
 
 
 class Reconstructor:
