@@ -48,7 +48,7 @@ def test_ranges_give_reproducible_random_transforms():
 
 
 def test_list_transforms():
-    assert list_transforms() == ["bilateral", "bits", "blur", "c", "c2", "deflect", "diffjpeg", "h264", "identity", "jpeg", "median", "mpeg4", "nlmeans", "resize", "resizepad", "tv", "wavelet"]
+    assert list_transforms() == ["bilateral", "bits", "blur", "bpda", "c", "c2", "deflect", "diffjpeg", "h264", "identity", "jpeg", "median", "mpeg4", "nlmeans", "reformer", "resize", "resizepad", "tv", "wavelet"]
     assert list_transforms("*jpeg") == ["diffjpeg", "jpeg"]
 
 
@@ -56,7 +56,7 @@ def test_list_transforms():
     "spec, message",
     [
         ("", "expected a name such as"),
-        ("jpg75", "unknown transform 'jpg75' in spec 'jpg75'; expected one of bilateral, bits, blur, c, c2"),
+        ("jpg75", "unknown transform 'jpg75' in spec 'jpg75'; expected one of bilateral, bits, blur, bpda, c, c2"),
         ("c3", "unknown transform 'c3'"),
         ("jpeg", r"transform spec 'jpeg': missing the quality, e.g. 'jpeg75'"),
         ("jpeg:q=101", r"quality: expected a JPEG quality in \[1, 100\], got 101"),

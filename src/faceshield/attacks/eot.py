@@ -2,7 +2,8 @@
 
 The protected image is usually re-encoded before a DeepFake tool sees it (Landmark Breaker
 Sec. IV-D: JPEG Q75 / Q50, MPEG-4 and H.264). :class:`EOTLoss` minimises the *expected* loss over
-random differentiable transforms of the adversarial image instead of the loss on the image itself::
+random differentiable transforms of the adversarial image instead of the loss on the image itself
+(differentiable twins such as ``diffjpeg``, or the real transform through BPDA, ``bpda:jpeg75``)::
 
     L_EOT(x_adv, x) = 1/n * sum_i  L(T_i(x_adv), x),   T_i ~ pool
 
@@ -29,7 +30,9 @@ EOT_DEFAULT: tuple[str, ...] = ("diffjpeg:q=40..90", "diffjpeg:q=40..90", "resiz
 
 
 def eot_pool(specs: Sequence[str | Transform]) -> list[Transform]:
-    """Build the pool and check every member is differentiable."""
+    """Build the pool and check every member is differentiable: a differentiable transform, or any
+    transform wrapped in BPDA (``bpda:nlmeans:5``: the real transform forward, identity backward;
+    :mod:`faceshield.transforms.bpda`)."""
     if isinstance(specs, (str, Transform)):
         specs = [specs]
     pool = [create_transform(s) for s in specs]
@@ -37,7 +40,8 @@ def eot_pool(specs: Sequence[str | Transform]) -> list[Transform]:
         raise ValueError("EOT: expected at least one transform, got none")
     for t in pool:
         if not t.differentiable:
-            raise ValueError(f"EOT: {t.spec!r} is not differentiable; use its differentiable twin (e.g. diffjpeg instead of jpeg)")
+            raise ValueError(f"EOT: {t.spec!r} is not differentiable; use its differentiable twin (e.g. diffjpeg instead of jpeg) "
+                             f"or its BPDA wrapper (bpda:{t.spec}: real forward, identity backward)")
     return pool
 
 

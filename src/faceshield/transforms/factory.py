@@ -14,6 +14,16 @@ Grammar: ``name[number][:value | :key=value[,key=value ...]]``; a numeric value 
     c2  c2:q=4,crf=23              the paper's C2: MPEG-4, then H.264 (default CRF 23)
     median:3  bilateral:25  nlmeans:5  tv:0.05  wavelet:0.04  bits:5  resizepad:0.9  deflect:200
                                    a forger's restorations (:mod:`faceshield.transforms.restore`)
+    reformer:1                     MagNet's auto-encoder reformer, one pass (the model is imported
+                                   on first use from :mod:`faceshield.defenses.reformer`)
+
+A wrapper takes a whole spec after its name and the first ``:``::
+
+    bpda:nlmeans:5  bpda:jpeg75  bpda:jpeg:q=50..90  bpda:median:3
+                                   BPDA (:mod:`faceshield.transforms.bpda`): the real, non-differentiable
+                                   transform forward, identity backward; differentiable in that sense,
+                                   so it may go in an EOT pool (``eot=...``). Wrapping a differentiable
+                                   transform (``bpda:blur:1.0``) or nothing (``bpda``) is refused.
 """
 from __future__ import annotations
 
@@ -23,6 +33,7 @@ from dataclasses import dataclass
 
 from faceshield.transforms.base import Compose, Identity, Transform
 from faceshield.transforms.blur import GaussianBlur
+from faceshield.transforms.bpda import BPDA
 from faceshield.transforms.codec import C2_CRF, C_QSCALE, VideoCodec
 from faceshield.transforms.jpeg import JPEG, DiffJPEG
 from faceshield.transforms.random import RandomTransform
@@ -53,6 +64,8 @@ _FAMILIES: dict[str, _Family] = {
 }
 _FAMILIES.update({n: _Family((c.__doc__ or "").split("\n")[0].rstrip("."), {key: key}, key, False, (key,) if integer else (), example)
                   for n, (c, key, integer, example) in RESTORATIONS.items()})
+#: wrapper name -> description; ``name:<any spec>`` (see the module docstring)
+_WRAPPERS = {"bpda": "BPDA: a non-differentiable transform forward, identity backward (e.g. bpda:nlmeans:5)"}
 _ALIASES = {"none": "identity", "id": "identity", "gaussian_blur": "blur"}
 _SUFFIX = re.compile(r"^(jpeg|diffjpeg|resize|blur)(\d+(?:\.\d*)?)$")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -61,12 +74,12 @@ _RANGE = re.compile(rf"^({_NUMBER})\.\.({_NUMBER})$")
 
 def list_transforms(pattern: str = "*") -> list[str]:
     """Names of the transform families matching a glob ``pattern`` (see the module docstring)."""
-    return sorted(n for n in _FAMILIES if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in (*_FAMILIES, *_WRAPPERS) if fnmatch.fnmatch(n, pattern))
 
 
 def describe_transforms() -> dict[str, str]:
     """Family name -> one-line description with an example spec."""
-    return {n: f"{f.description} (e.g. {f.example})" for n, f in sorted(_FAMILIES.items())}
+    return dict(sorted({**{n: f"{f.description} (e.g. {f.example})" for n, f in _FAMILIES.items()}, **_WRAPPERS}.items()))
 
 
 def _number(text: str, key: str, spec: str) -> float | int:
@@ -140,6 +153,8 @@ def create_transform(spec: str | Transform) -> Transform:
     """
     if isinstance(spec, Transform):
         return spec
+    if isinstance(spec, str) and spec.strip().partition(":")[0].strip().lower() in _WRAPPERS:
+        return _wrapper(spec)
     name, args = _parse(spec)
     fixed, ranges = _values(name, args, spec)
     fam = _FAMILIES[name]
@@ -172,6 +187,17 @@ def create_transform(spec: str | Transform) -> Transform:
         second = VideoCodec("h264", crf=fixed.get("crf", C2_CRF), **shared)
         extra = "".join(f",{k}={v}" for k, v in (("fps", fixed.get("fps")), ("frames", fixed.get("still_frames"))) if v is not None)
         return Compose([first, second], name=f"c2:q={first.qscale},crf={second.crf}{extra}")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"transform spec {spec!r}: {e}") from e
+
+
+def _wrapper(spec: str) -> Transform:
+    """``bpda:<spec>``: the wrapped spec is everything after the first ``:``."""
+    head, _, inner = spec.strip().partition(":")
+    if not inner.strip():
+        raise ValueError(f"transform spec {spec!r}: {head.strip().lower()} wraps another transform's spec, e.g. 'bpda:nlmeans:5'")
+    try:
+        return BPDA(create_transform(inner.strip()))
     except (TypeError, ValueError) as e:
         raise ValueError(f"transform spec {spec!r}: {e}") from e
 

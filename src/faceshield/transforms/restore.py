@@ -16,9 +16,13 @@ spec           what                                         library
 ``deflect:200``  pixel deflection: n pixels replaced by a    numpy (Prakash et al.; the wavelet
                  random neighbour within 10 px, then         denoiser is ``denoise_wavelet``)
                  wavelet denoising
+``reformer:1``  MagNet's reformer (Meng & Chen): n passes   our auto-encoder trained on clean CelebA
+                 through a denoising auto-encoder            (:mod:`faceshield.defenses.reformer`,
+                                                             imported lazily: transforms import no models)
 =============  ===========================================  ==========================================
 
-None is differentiable (an adaptive attacker goes through them with BPDA, not here). Random ones
+None is differentiable; an adaptive attacker goes through them with BPDA (``bpda:nlmeans:5``,
+:mod:`faceshield.transforms.bpda`). Random ones
 draw from a generator seeded by the image's bytes, so the same image is restored the same way.
 """
 from __future__ import annotations
@@ -199,6 +203,28 @@ class PixelDeflection(Transform):
         return f"deflect:{self.n}"
 
 
+class Reformer(Transform):
+    """MagNet's reformer (Meng & Chen 2017; ``reformer:1``): ``passes`` runs through the denoising
+    auto-encoder trained on clean CelebA (package data ``reformer64.pt``).
+
+    The model lives in :mod:`faceshield.defenses.reformer`; it is imported inside :meth:`apply` (the
+    transforms layer imports no models), and loaded once, on first use."""
+
+    name = "reformer"
+
+    def __init__(self, passes: int = 1) -> None:
+        self.passes = _positive(passes, "passes", integer=True, high=10)
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        from faceshield.defenses.reformer import reform  # lazy: a model, above this layer
+
+        return reform(rgb, self.passes)
+
+    @property
+    def spec(self) -> str:
+        return f"reformer:{self.passes}"
+
+
 #: spec name -> (class, its one parameter, whether it is an integer, an example)
 RESTORATIONS = {
     "median": (Median, "k", True, "median:3"),
@@ -209,4 +235,5 @@ RESTORATIONS = {
     "bits": (BitDepth, "bits", True, "bits:5"),
     "resizepad": (ResizePad, "scale", False, "resizepad:0.9"),
     "deflect": (PixelDeflection, "n", True, "deflect:200"),
+    "reformer": (Reformer, "passes", True, "reformer:1"),
 }
