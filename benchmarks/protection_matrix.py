@@ -1,7 +1,7 @@
 """Protection-rate matrix of bench tables: one row per perturbation and source, one column per
 extractor, each cell ``p/N`` (faces lost by the extractor's own pipeline or misplaced by NME >= 0.4,
-over the faces it found on the clean photos) with the mean NME of the faces still found; the
-black-box cells (not made on that network) are the transfer figures.
+over the faces it found on the clean photos) with the mean NME of the faces still found and the
+number lost outright (``; l lost``); the black-box cells (not made on that network) are the transfer figures.
 
     python benchmarks/protection_matrix.py benchmarks/results/retinaface/table3.json benchmarks/results/retinaface_loo/table1.json
 """
@@ -40,7 +40,8 @@ def matrix(tables: list[dict]) -> str:
                     cells.append("-")
                     continue
                 nme = r.get(f"nme_{n}")
-                c = f"{r[f'protected_{n}']}/{faces} ({'-' if nme is None else f'{nme:.2f}'})"
+                lost = r.get(f"lost_{n}") or 0
+                c = f"{r[f'protected_{n}']}/{faces} ({'-' if nme is None else f'{nme:.2f}'}{f'; {lost} lost' if lost else ''})"
                 cells.append(f"**{c}**" if _white(n, r["made_on"]) else c)
             vis = r.get("ssimulacra2_face")
             lines.append("| " + " | ".join([r["perturbation"], _source(r["made_on"], names), *cells, f"{r['mask_ssim']:.3f}",

@@ -145,6 +145,27 @@ def locate(rgb: np.ndarray, g, detector: str = "mtcnn", mesh: bool = True, margi
     return Faces(found, (y0, y1, x0, x1), torch.from_numpy(np.stack(mats)).float(), conds, meshes)
 
 
+@torch.no_grad()
+def edit_faces(g, wins: Sequence[np.ndarray], faces: Faces) -> torch.Tensor:
+    """Every face of every window edited to every domain, in one batch, at ``faces``' alignments
+    and conditions.
+
+    Args:
+        g: the manipulator; wins: ``W`` windows (``faces.cut`` of the photo or of copies of it),
+            ``(h, w, 3)`` uint8; faces: their :func:`locate`.
+
+    Returns:
+        ``(W, D, N, 3, S, S)`` edits in [-1, 1].
+    """
+    n, d = len(faces.found), len(faces.conds)
+    x = torch.cat([to_tensor(w) for w in wins])
+    idx = torch.arange(len(wins)).repeat_interleave(n)
+    crops = warp_crops(x, faces.mats.repeat(len(wins), 1, 1), g.size, idx) * 2 - 1  # (W * N, 3, S, S)
+    c = torch.stack(faces.conds)  # (D, N, c_dim)
+    out = g(crops.repeat(d, 1, 1, 1), c[:, None].expand(d, len(wins), n, c.shape[-1]).reshape(-1, c.shape[-1]))
+    return out.reshape(d, len(wins), n, *out.shape[1:]).transpose(0, 1)
+
+
 def _located(rgb: np.ndarray, g, detector: str, faces: Faces | None, mesh: bool) -> Faces:
     faces = faces if faces is not None else locate(rgb, g, detector, mesh=mesh)
     if faces is None:
@@ -176,16 +197,6 @@ class ConsistencyDetector(_Thresholded):
     def _d(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (self.distances or pixel_distances)(a, b)[self.distance]
 
-    def _edits(self, wins: Sequence[np.ndarray], faces: Faces) -> torch.Tensor:
-        """Every face of every window edited to every domain in one batch: ``(len(wins), D, N, 3, S, S)``."""
-        n, d = len(faces.found), len(faces.conds)
-        x = torch.cat([to_tensor(w) for w in wins])
-        idx = torch.arange(len(wins)).repeat_interleave(n)
-        crops = warp_crops(x, faces.mats.repeat(len(wins), 1, 1), self.g.size, idx) * 2 - 1  # (W * N, 3, S, S)
-        c = torch.stack(faces.conds)  # (D, N, c_dim)
-        out = self.g(crops.repeat(d, 1, 1, 1), c[:, None].expand(d, len(wins), n, c.shape[-1]).reshape(-1, c.shape[-1]))
-        return out.reshape(d, len(wins), n, *out.shape[1:]).transpose(0, 1)
-
     @torch.no_grad()
     def distances_per_preprocess(self, rgb: np.ndarray, faces: Faces | None = None) -> np.ndarray:
         """``d^k`` for each pre-processing: ``(K,)`` float, mean over faces and domains.
@@ -198,7 +209,7 @@ class ConsistencyDetector(_Thresholded):
         """
         faces = _located(rgb, self.g, self.detector, faces, mesh=False)
         win = faces.cut(rgb)
-        e = self._edits([win] + [f(win) for f in self.preprocess], faces)  # (1 + K, D, N, 3, S, S)
+        e = edit_faces(self.g, [win] + [f(win) for f in self.preprocess], faces)  # (1 + K, D, N, 3, S, S)
         base = e[0].flatten(0, 1)
         return np.array([float(self._d(base, ek.flatten(0, 1)).mean()) for ek in e[1:]])
 
