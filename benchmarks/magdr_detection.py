@@ -21,8 +21,9 @@ import numpy as np
 from _common import environment, write
 from disruption import load_photos
 from faceshield.deepfake.edit import find_faces
-from faceshield.defenses.magdr import PREPROCESS, ConsistencyDetector, DistortionDetector
+from faceshield.defenses.magdr import PREPROCESS, ConsistencyDetector, DistortionDetector, FinalDetector
 from faceshield.defenses.otd import OTDDetector
+from faceshield.defenses.reformer import ReconstructionErrorDetector
 from faceshield.pipeline import ProtectConfig, protect_array
 
 ATTACKS = {
@@ -36,12 +37,16 @@ def main(n: int = 20) -> None:
     det = ConsistencyDetector()
     dd = DistortionDetector()
     otd = OTDDetector(det.g)
+    final = FinalDetector(det.g)
+    magnet = ReconstructionErrorDetector()
     photos = [p for _, p in load_photos({"celeba_test": 3 * n}) if find_faces(p, det.g)][: 2 * n]  # those the forger's detector finds
     fit, test = photos[:n], photos[n:]
     t0 = time.perf_counter()
     made = {name: [protect_array(p, cfg).rgb for p in test] for name, cfg in ATTACKS.items()}
     rows = []
-    for dname, d in (("consistency (Eq. 7)", det), ("distortion (Eqs. 4-6)", dd), ("OTD (output classifier)", otd)):
+    detectors = (("consistency (Eq. 7)", det), ("distortion (Eqs. 4-6)", dd), ("MagDR: S_final (Eq. 9)", final), ("OTD (output classifier)", otd),
+                 ("MagNet (reconstruction error)", magnet))
+    for dname, d in detectors:
         thr = d.fit(fit, flag_rate=0.05)
         clean_scores = [d.score(p) for p in test]
         for name, cfg in ATTACKS.items():
@@ -57,7 +62,7 @@ def main(n: int = 20) -> None:
     md = ["## MagDR's detectors and the OTD baseline on our StarGAN", "",
           f"Thresholds fitted on {len(fit)} clean held-out CelebA photos (5 % flagged); evaluated on {len(test)} others, clean and disrupted. "
           f"S_cons = standard deviation over {len(PREPROCESS)} pre-processings ({', '.join(PREPROCESS)}) of the mean L2 between the edits of the photo and of its pre-processed copy "
-          "(5 domains, [-1, 1] output crops); S_dist = share of (domain, region other than the edited one) whose input-vs-edit L2 inside the region is at least the edited region's (FaceMesh regions warped into the crop); OTD = mean over faces and domains of a CNN's P(disrupted) of the edits (faceshield.defenses.otd, trained on crop-level PGD edits of CelebA training identities). Positives: the disrupted photos. Command: `python benchmarks/magdr_detection.py " + str(n) + "` "
+          "(5 domains, [-1, 1] output crops); S_dist = share of (domain, region other than the edited one) whose input-vs-edit L2 inside the region is at least the edited region's (FaceMesh regions warped into the crop); S_final = lambda S_dist + S_cons (Eq. 9, lambda = std(S_cons) / std(S_dist) on the fitting photos); OTD = mean over faces and domains of a CNN's P(disrupted) of the edits (faceshield.defenses.otd, trained on crop-level PGD edits of CelebA training identities); MagNet = the auto-encoder's mean squared reconstruction error of the face boxes of the *input* (faceshield.defenses.reformer). Positives: the disrupted photos. Command: `python benchmarks/magdr_detection.py " + str(n) + "` "
           f"({time.perf_counter() - t0:.0f} s). Goal (issue 16): F1 >= 0.95 with <= 5 % of clean photos flagged (paper: 0.97 / 0.98 on PGD / C&W).", "",
           "| detector | disruption | precision | recall | F1 | clean flagged | median score clean / disrupted |", "|---|---|---|---|---|---|---|"]
     for r in rows:
