@@ -96,7 +96,7 @@ def test_generator_settings_are_refused_not_ignored():
     assert ProtectConfig.preset("quality", method=f"generator:{DEFAULT_GENERATOR}").steps == 20  # a preset only offers: dropped
 
 
-@pytest.fixture(scope="module", params=[DEFAULT_GENERATOR, "disrupter-stargan"])
+@pytest.fixture(scope="module", params=[DEFAULT_GENERATOR, "disrupter-stargan", "initiative"])
 def shipped(request, astronaut):
     g = create_generator(request.param)
     res = protect_array(astronaut, ProtectConfig(method=f"generator:{request.param}"))

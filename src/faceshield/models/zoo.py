@@ -191,6 +191,9 @@ _generator_entry("disrupter-stargan", "disrupter_stargan64.pt", "FACESHIELD_DISR
 _generator_entry("breaker-landmarks", "breaker_landmarks64.pt", "FACESHIELD_LANDMARK_GENERATOR", ("mtcnn", "fan"),
                  "Landmark Breaker as a generator (beyond seed 002): Eq. 7's training with the Landmark Breaker losses of MTCNN and FAN "
                  "in place of the editor", "faceshield.training.disrupter")
+_generator_entry("initiative", "initiative64.pt", "FACESHIELD_INITIATIVE", ("surrogate",),
+                 "Initiative Defense (seed 003, Alg. 1): a poison generator trained alternately with its own surrogate editor, never "
+                 "against the shipped StarGAN", "faceshield.training.initiative")
 _generator_entry("combined", "combined64.pt", "FACESHIELD_GENERATOR", ("stargan", "meso4-df", "mtcnn", "fan"),
                  "one forward pass against both kinds of DeepFake step: StarGAN's edits disrupted (and caught by Meso4 (DF)) and "
                  "MTCNN's and FAN's landmarks broken", "faceshield.training.disrupter")
