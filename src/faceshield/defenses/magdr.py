@@ -47,18 +47,23 @@ class _Thresholded:
     def score(self, rgb: np.ndarray) -> float:
         raise NotImplementedError
 
+    @staticmethod
+    def _on_faces(f, clean: Sequence[np.ndarray]) -> list:
+        """``f(rgb)`` of every clean photo with a face (those without one are skipped)."""
+        out = []
+        for rgb in clean:
+            try:
+                out.append(f(rgb))
+            except NoFaceError:
+                continue
+        if not out:
+            raise ValueError("fit: no clean photo with a face")
+        return out
+
     def fit(self, clean: Sequence[np.ndarray], flag_rate: float = 0.05) -> float:
         """Set the threshold so that a share ``flag_rate`` of the clean photos ``clean`` is flagged (their
         ``1 - flag_rate`` quantile); photos without a face are skipped. Returns the threshold."""
-        scores = []
-        for rgb in clean:
-            try:
-                scores.append(self.score(rgb))
-            except NoFaceError:
-                continue
-        if not scores:
-            raise ValueError("fit: no clean photo with a face")
-        self.threshold = float(np.quantile(scores, 1 - flag_rate))
+        self.threshold = float(np.quantile(self._on_faces(self.score, clean), 1 - flag_rate))
         return self.threshold
 
     def __call__(self, rgb: np.ndarray) -> bool:
@@ -322,27 +327,22 @@ class FinalDetector(_Thresholded):
         faces = _located(rgb, self.g, self.detector, faces, mesh=True)
         s_cons = self.consistency.score(rgb, faces)
         s_dist = self.distortion.score(rgb, faces) if any(m is not None for m in faces.meshes) and (self.lam or not self.fixed_lam) else None
-        return {"s_dist": s_dist, "s_cons": s_cons, "s_final": s_cons + (self.lam * s_dist if s_dist is not None else 0.0)}
+        return {"s_dist": s_dist, "s_cons": s_cons, "s_final": self._final(s_dist, s_cons)}
+
+    def _final(self, s_dist: float | None, s_cons: float) -> float:
+        return s_cons + (self.lam * s_dist if s_dist is not None else 0.0)
 
     def score(self, rgb: np.ndarray, faces: Faces | None = None) -> float:
         return self.components(rgb, faces)["s_final"]
 
     def fit(self, clean: Sequence[np.ndarray], flag_rate: float = 0.05) -> float:
         """Fit ``lambda`` (unless fixed) and the threshold on clean photos only. Returns the threshold."""
-        comps = []
-        for rgb in clean:
-            try:
-                comps.append(self.components(rgb))
-            except NoFaceError:
-                continue
-        if not comps:
-            raise ValueError("fit: no clean photo with a face")
+        comps = self._on_faces(self.components, clean)
         if not self.fixed_lam:
             dist = [c["s_dist"] for c in comps if c["s_dist"] is not None]
             spread = float(np.std(dist)) if len(dist) > 1 else 0.0
             self.lam = float(np.std([c["s_cons"] for c in comps]) / spread) if spread > 0 else 0.0
-        final = [c["s_cons"] + (self.lam * c["s_dist"] if c["s_dist"] is not None else 0.0) for c in comps]
-        self.threshold = float(np.quantile(final, 1 - flag_rate))
+        self.threshold = float(np.quantile([self._final(c["s_dist"], c["s_cons"]) for c in comps], 1 - flag_rate))
         return self.threshold
 
 
@@ -420,20 +420,20 @@ class Reconstructor:
 
     def _layer(self, cur: np.ndarray, i: int, faces: Faces, score: float) -> tuple[np.ndarray, float, list[str]]:
         layer, det = self.layers[i], self.detector
-        masks = faces.region_masks() if self.regions else np.ones((1, *faces.cut(cur).shape[:2]), np.float32)
+        base = np.ascontiguousarray(faces.cut(cur))
+        masks = faces.region_masks() if self.regions else np.ones((1, *base.shape[:2]), np.float32)
         names = REGIONS if len(masks) == len(REGIONS) else ("face window",)
         cache: dict[str, np.ndarray] = {}
-        base = faces.cut(cur).astype(np.float32)
 
         def blended(work: np.ndarray, m: np.ndarray, spec: str) -> np.ndarray:
             if spec not in cache:
-                cache[spec] = self.transforms[spec](base.round().astype(np.uint8)).astype(np.float32)
+                cache[spec] = self.transforms[spec](base).astype(np.float32)
             return (work + m[..., None] * (cache[spec] - work)).round().clip(0, 255).astype(np.uint8)
 
         def s_of(win: np.ndarray) -> float:
             return det.score(self._paste(cur, faces, win), faces)
 
-        work, chosen = base.round().astype(np.uint8), []
+        work, chosen = base, []
         for m, name in zip(masks, names):
             if float(m.mean()) < 0.005:  # a part too small to matter in this window
                 continue

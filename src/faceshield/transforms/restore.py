@@ -46,7 +46,17 @@ def _positive(v: float, name: str, *, integer: bool = False, high: float | None 
     return int(v) if integer else float(v)
 
 
-class Median(Transform):
+class _Restoration(Transform):
+    """A restoration of one parameter: its spec is ``name:value``, the parameter as :data:`RESTORATIONS` names it."""
+
+    @property
+    def spec(self) -> str:
+        _, key, integer, _ = RESTORATIONS[self.name]
+        value = getattr(self, key)
+        return f"{self.name}:{int(value) if integer else format(value, 'g')}"
+
+
+class Median(_Restoration):
     """Median filter over a ``k`` x ``k`` window (``median:3``), ``k`` odd."""
 
     name = "median"
@@ -59,12 +69,8 @@ class Median(Transform):
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         return cv2.medianBlur(np.ascontiguousarray(rgb), self.k)
 
-    @property
-    def spec(self) -> str:
-        return f"median:{self.k}"
 
-
-class Bilateral(Transform):
+class Bilateral(_Restoration):
     """Bilateral filter (``bilateral:25``): 5-px neighbourhood, colour sigma ``s`` levels, space sigma ``s / 2`` px (at most 10)."""
 
     name = "bilateral"
@@ -75,12 +81,8 @@ class Bilateral(Transform):
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         return cv2.bilateralFilter(np.ascontiguousarray(rgb), 5, self.sigma, min(self.sigma / 2, 10.0))
 
-    @property
-    def spec(self) -> str:
-        return f"bilateral:{self.sigma:g}"
 
-
-class NLMeans(Transform):
+class NLMeans(_Restoration):
     """Non-local means denoising of strength ``h`` levels (``nlmeans:5``; OpenCV's 7-px patches, 21-px search)."""
 
     name = "nlmeans"
@@ -92,12 +94,8 @@ class NLMeans(Transform):
         bgr = cv2.fastNlMeansDenoisingColored(np.ascontiguousarray(rgb[..., ::-1]), None, self.h, self.h, 7, 21)
         return np.ascontiguousarray(bgr[..., ::-1])
 
-    @property
-    def spec(self) -> str:
-        return f"nlmeans:{self.h:g}"
 
-
-class TotalVariation(Transform):
+class TotalVariation(_Restoration):
     """Total-variation denoising (Chambolle) of weight ``w`` on [0, 1] images (``tv:0.05``)."""
 
     name = "tv"
@@ -111,10 +109,6 @@ class TotalVariation(Transform):
         out = denoise_tv_chambolle(rgb.astype(np.float64) / 255, weight=self.weight, channel_axis=-1)
         return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
-    @property
-    def spec(self) -> str:
-        return f"tv:{self.weight:g}"
-
 
 def _wavelet(rgb: np.ndarray, sigma: float | None) -> np.ndarray:
     from skimage.restoration import denoise_wavelet
@@ -123,7 +117,7 @@ def _wavelet(rgb: np.ndarray, sigma: float | None) -> np.ndarray:
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
-class Wavelet(Transform):
+class Wavelet(_Restoration):
     """Wavelet shrinkage (BayesShrink in YCbCr) for noise of standard deviation ``sigma`` on [0, 1] (``wavelet:0.04``)."""
 
     name = "wavelet"
@@ -134,12 +128,8 @@ class Wavelet(Transform):
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         return _wavelet(rgb, self.sigma)
 
-    @property
-    def spec(self) -> str:
-        return f"wavelet:{self.sigma:g}"
 
-
-class BitDepth(Transform):
+class BitDepth(_Restoration):
     """Keep ``b`` bits per channel (``bits:5``), each value at the centre of its bin."""
 
     name = "bits"
@@ -151,12 +141,8 @@ class BitDepth(Transform):
         step = 2 ** (8 - self.bits)
         return np.minimum((rgb // step) * step + step // 2, 255).astype(np.uint8) if step > 1 else rgb.copy()
 
-    @property
-    def spec(self) -> str:
-        return f"bits:{self.bits}"
 
-
-class ResizePad(Transform):
+class ResizePad(_Restoration):
     """Random resize-and-pad (Xie et al.'s defence; ``resizepad:0.9``): shrink to a random share in
     ``[scale, 1)`` of the size, pad back with edge pixels at a random offset."""
 
@@ -174,12 +160,8 @@ class ResizePad(Transform):
         top, left = int(g.integers(0, h - nh + 1)), int(g.integers(0, w - nw + 1))
         return np.pad(small, ((top, h - nh - top), (left, w - nw - left), (0, 0)), mode="edge")
 
-    @property
-    def spec(self) -> str:
-        return f"resizepad:{self.scale:g}"
 
-
-class PixelDeflection(Transform):
+class PixelDeflection(_Restoration):
     """Pixel deflection (Prakash et al. 2018; ``deflect:200``): ``n`` random pixels each take the value
     of a random neighbour within 10 px, then wavelet denoising (BayesShrink) smooths the result."""
 
@@ -198,12 +180,8 @@ class PixelDeflection(Transform):
         out[ys, xs] = rgb[ny, nx]
         return _wavelet(out, None)
 
-    @property
-    def spec(self) -> str:
-        return f"deflect:{self.n}"
 
-
-class Reformer(Transform):
+class Reformer(_Restoration):
     """MagNet's reformer (Meng & Chen 2017; ``reformer:1``): ``passes`` runs through the denoising
     auto-encoder trained on clean CelebA (package data ``reformer64.pt``).
 
@@ -219,10 +197,6 @@ class Reformer(Transform):
         from faceshield.defenses.reformer import reform  # lazy: a model, above this layer
 
         return reform(rgb, self.passes)
-
-    @property
-    def spec(self) -> str:
-        return f"reformer:{self.passes}"
 
 
 #: spec name -> (class, its one parameter, whether it is an integer, an example)
