@@ -457,6 +457,16 @@ def train_initiative(ctx: typer.Context) -> None:
     train_main(list(ctx.args), prog="faceshield train-initiative")
 
 
+@app.command("train-reenactment", context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def train_reenactment(ctx: typer.Context) -> None:
+    """Train an Initiative Defense poison generator against face reenactment on one person's video
+    (seed 003, Eq. 11); every option is that of `python -m faceshield.training.reenactment` (see
+    `faceshield train-reenactment --help`). Videos are looked up under $FACESHIELD_DATA/videos."""
+    from faceshield.training.reenactment import main as train_main
+
+    train_main(list(ctx.args), prog="faceshield train-reenactment")
+
+
 @app.command("manipulate")
 def manipulate_cmd(
     image: Annotated[Path, typer.Argument(help="A photo (clean or protected).")],

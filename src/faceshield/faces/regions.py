@@ -38,6 +38,10 @@ _LOOPS: dict[str, list[list[int]]] = {
 }
 _NOSE = [168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 294, 278, 344, 440, 275, 45, 220, 115, 48, 64]
 
+#: the parts' vertex loops by name (FaceMesh indices): the face oval, each eyebrow, eye and the outer
+#: lips as closed loops; the nose as its vertex set (hull it). For drawing a face's outline.
+CONTOURS: dict[str, list[list[int]]] = {"oval": [_OVAL], **_LOOPS, "nose": [_NOSE]}
+
 
 def region_labels(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Hard part labels: ``(H, W)`` uint8, values index :data:`REGIONS`.

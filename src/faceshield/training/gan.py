@@ -91,14 +91,15 @@ class Checkpoint:
         os.replace(self.path.with_suffix(".tmp"), self.path)
 
 
-def ship_generator(out: Path, G: nn.Module, meta: dict, ds: CelebA, threads: int, seconds: float, holdout: float) -> dict:
+def ship_generator(out: Path, G: nn.Module, meta: dict, ds: CelebA | dict, threads: int, seconds: float, holdout: float) -> dict:
     """Write ``G``'s fp16 state dict to ``out`` and the sidecar ``out.json`` (``meta`` + data digest,
-    seconds, machine); returns the sidecar."""
+    seconds, machine); returns the sidecar. ``ds``: the CelebA split trained on, or a ready data
+    record (``{"source": ..., "digest": ...}``) for other data."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in G.state_dict().items()}
     torch.save(state, out.with_suffix(".tmp"))
     os.replace(out.with_suffix(".tmp"), out)
     meta = {**meta,
-            "data": {"split": "train", "images": len(ds), "digest": digest(ds), "holdout_identities": holdout},
+            "data": ds if isinstance(ds, dict) else {"split": "train", "images": len(ds), "digest": digest(ds), "holdout_identities": holdout},
             "seconds": round(seconds, 1),
             "machine": {"device": "cpu", "processor": platform.processor() or platform.machine(), "threads": threads, "torch": torch.__version__},
             "dtype": "float16"}
