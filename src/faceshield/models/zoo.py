@@ -194,6 +194,9 @@ _generator_entry("breaker-landmarks", "breaker_landmarks64.pt", "FACESHIELD_LAND
 _generator_entry("initiative", "initiative64.pt", "FACESHIELD_INITIATIVE", ("surrogate",),
                  "Initiative Defense (seed 003, Alg. 1): a poison generator trained alternately with its own surrogate editor, never "
                  "against the shipped StarGAN", "faceshield.training.initiative")
+_generator_entry("reenactment", "reenactment64.pt", "FACESHIELD_REENACTMENT", ("reenactment-surrogate",),
+                 "Initiative Defense against face reenactment (seed 003, Eq. 11): poisons a person's video so that a landmark-to-face "
+                 "translator trained on it renders them badly; trained alternately with its own surrogate translator", "faceshield.training.reenactment")
 _generator_entry("combined", "combined64.pt", "FACESHIELD_GENERATOR", ("stargan", "meso4-df", "mtcnn", "fan"),
                  "one forward pass against both kinds of DeepFake step: StarGAN's edits disrupted (and caught by Meso4 (DF)) and "
                  "MTCNN's and FAN's landmarks broken", "faceshield.training.disrupter")
