@@ -82,6 +82,21 @@ def test_train_reaches_pg_through_the_temporary_model_and_ships_within_budget(cl
     assert any(not torch.allclose(a.float(), b.half().float()) for a, b in zip(g.net.state_dict().values(), fresh.state_dict().values()))
 
 
+def test_the_influence_loss_reaches_pg_through_the_temporary_model(clip_faces):
+    """Eq. 11's only path to PG is TM's step: its gradient must not vanish (an L1 step's would)."""
+    from faceshield.models.perturber import PerturbationNet, PerturberConfig
+    from faceshield.training.reenactment import influence, translator
+
+    _, vf = clip_faces
+    x, z, m = vf.tensors(np.arange(4))
+    sm, mp = translator(PerturberConfig(**TINY), 0), translator(PerturberConfig(**TINY), 1)
+    pg = PerturbationNet(PerturberConfig(**TINY))
+    xp = ((x + 1) / 2 + 8 / 255 * pg((x + 1) / 2)).clamp(0, 1) * 2 - 1
+    grads = torch.autograd.grad(influence(sm, mp, x, xp, z, m, 1.0), list(pg.parameters()))
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(p.grad is None for p in mp.parameters())  # TM is functional: M' is left alone
+
+
 def test_dagger_mode_needs_no_infected_model_updates(clip_faces, tmp_path, monkeypatch):
     src, _ = clip_faces
     monkeypatch.chdir(tmp_path)

@@ -23,7 +23,8 @@ Training (:func:`train`, Alg. 1 for the data-based case):
 * **Stage A** trains the surrogate SM (``unet``) on clean frames (L1).
 * **Stage B** trains D_B (the WGAN-GP critic of Eq. 5, as for attribute editing) and PG (U-Net):
   a temporary model TM starts from the infected model M' and takes one differentiable SGD step on
-  the poisoned batch ``(z, x')`` (``lookahead_lr``), so TM's parameters keep the gradient to PG;
+  the poisoned batch ``(z, x')`` (``lookahead_lr``, on the squared error: see :func:`influence`), so
+  TM's parameters keep the gradient to PG;
   PG minimises Eq. 11 with the attention mask,
   ``L_A->B = |(SM(z) - x) m|_1 - |(TM(z) - x) m|_1``, plus ``lambda L_B``. Then TM's step is
   copied into M' (M' takes the same step on the detached batch), so M' is a model trained on
@@ -34,7 +35,7 @@ Training (:func:`train`, Alg. 1 for the data-based case):
   give the largest masked L1 against the clean frames on held-out landmarks.
 
 The L_inf bound holds by construction (``eps * tanh``), and after 8-bit rounding. Seeded, single
-process; ``python -m faceshield.training.reenactment --iters 1500`` (see ``--help``).
+process; ``python -m faceshield.training.reenactment --iters 1000`` (see ``--help``).
 """
 from __future__ import annotations
 
@@ -248,11 +249,11 @@ def poison(pg: nn.Module, x: torch.Tensor, eps: float) -> torch.Tensor:
 @dataclass
 class ReenactmentTrainConfig:
     video: str = "WDA_BobMenendez_000.mp4"  # under $FACESHIELD_DATA/videos (or a path)
-    iters: int = 1500
+    iters: int = 1000
     batch: int = 8
     lr: float = 1e-4  # PG and D_B (paper)
     sm_lr: float = 2e-4  # SM and M' (our translators' rate)
-    lookahead_lr: float = 0.1  # TM's one SGD step
+    lookahead_lr: float = 1.0  # TM's one SGD step (on the squared error)
     eps_levels: float = 8.0
     lam: float = 0.01  # weight of L_B
     lam_gp: float = 10.0
@@ -304,6 +305,29 @@ def probe(pg: nn.Module, vf: VideoFaces, cfg: ReenactmentTrainConfig, steps: int
         return float(masked_l1(net(zt), xt, mt).mean())
 
 
+def influence(sm: nn.Module, mp: nn.Module, x: torch.Tensor, xp: torch.Tensor, z: torch.Tensor, m: torch.Tensor, lookahead_lr: float) -> torch.Tensor:
+    """Eq. 11 with the attention mask: ``|(SM(z) - x) m|_1 - |(TM(z) - x) m|_1``, TM being ``mp``
+    after one differentiable SGD step of size ``lookahead_lr`` on the poisoned batch ``(z, xp)``.
+
+    TM's step uses the squared error: L1's gradient depends on ``xp`` only through a sign, so its
+    mixed second derivative, the only path from TM's parameters back to PG, is zero.
+
+    Args:
+        x, xp: clean and poisoned frames ``(B, 3, S, S)`` in [-1, 1] (``xp`` carries PG's graph).
+        z: their drawings ``(B, 3, S, S)`` in [0, 1]; m: masks ``(B, 1, S, S)``.
+
+    Returns:
+        a scalar; PG minimises it.
+    """
+    params = dict(mp.named_parameters())
+    inner = (functional_call(mp, params, (z,)) - xp).pow(2).mean()
+    grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
+    tm = {k: p - lookahead_lr * g for (k, p), g in zip(params.items(), grads)}
+    with torch.no_grad():
+        ref = masked_l1(sm(z), x, m).mean()
+    return ref - masked_l1(functional_call(mp, tm, (z,)), x, m).mean()
+
+
 def train(cfg: ReenactmentTrainConfig, out: Path, log_every: int = 25) -> dict:
     """Train PG (Alg. 1, data-based) and ship PG_best to ``out`` (fp16) with its sidecar."""
     from faceshield.training.gan import gradient_penalty, seed_everything, ship_generator
@@ -345,13 +369,7 @@ def train(cfg: ReenactmentTrainConfig, out: Path, log_every: int = 25) -> dict:
         o_db.zero_grad(set_to_none=True)
         d_loss.backward()
         o_db.step()
-        params = dict(mp.named_parameters())
-        inner = (functional_call(mp, params, (z,)) - xp).abs().mean()
-        grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
-        tm = {k: p - cfg.lookahead_lr * g for (k, p), g in zip(params.items(), grads)}
-        with torch.no_grad():
-            ref = masked_l1(sm(z), x, m).mean()
-        infl = ref - masked_l1(functional_call(mp, tm, (z,)), x, m).mean()  # Eq. 11 with m(x)
+        infl = influence(sm, mp, x, xp, z, m, cfg.lookahead_lr)
         loss = infl + cfg.lam * -db(xp)[0].mean()
         o_pg.zero_grad(set_to_none=True)
         loss.backward()
