@@ -21,13 +21,14 @@ StarGAN (DSR at L2 >= 0.05 over its five domains, gray-box) and against the ``un
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from _common import RESULTS, environment, write
+from _common import DATA, RESULTS, ROOT, environment, write
 from faceshield.training.reenactment import (DISRUPTED_L1, TRANSLATORS, load_pg, masked_l1, poison, resolve_video, train_translator,
                                              video_faces)
 
@@ -83,14 +84,15 @@ def main() -> None:
     ap.add_argument("--pg", default="reenactment", help="the PG: a generator name or a .pt file with its sidecar")
     ap.add_argument("--pg-dagger", default=None, help="the PG trained without the alternating strategy (the † column)")
     ap.add_argument("--videos", nargs="+", default=["WDA_BobMenendez_000.mp4", "WDA_EdMarkey0_000.mp4"],
-                    help="the first is the PG's training video; the others are people it never saw")
+                    help="people's videos: the PG's own (its sidecar names it; its later frames are held out) and others it never saw")
     ap.add_argument("--archs", nargs="+", default=list(TRANSLATORS))
-    ap.add_argument("--iters", type=int, default=1000, help="each forger's training steps")
+    ap.add_argument("--iters", type=int, default=600, help="each forger's training steps")
     ap.add_argument("--joint", action="store_true", help="add Fig. 8's joint scenario (generator:initiative, then the PG)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="initiative/reenactment_table2")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    os.environ.setdefault("FACESHIELD_DATA", str(DATA))
     t0 = time.time()
     pgs = {"defense": load_pg(a.pg)}
     if a.pg_dagger:
@@ -101,12 +103,13 @@ def main() -> None:
           "`python benchmarks/initiative_reenactment.py " + " ".join(_flag(k, v) for k, v in vars(a).items() if v not in (None, False) and k != "name") + "`",
           "", f"Forgers trained {a.iters} steps each (L1, batch 8); DSR: held-out frames with L1(M(z), M'(z)) >= {DISRUPTED_L1} on [-1, 1]; "
           "err: each model's L1 to the real frame inside the face oval.", ""]
-    for vi, video in enumerate(a.videos):
-        vf = video_faces(resolve_video(video))
+    for video in a.videos:
+        vf = video_faces(resolve_video(video), cache=ROOT.parent / "out" / "reenactment")
         tr, te = vf.split(0.2)
         x, z, _ = vf.tensors(tr)
         xt, zt, mt = vf.tensors(te)
-        rec = {"frames": len(vf), "train": len(tr), "heldout": len(te), "seen_by_pg": vi == 0, "archs": {}}
+        seen = Path(video).name == pgs["defense"].record.get("data", {}).get("video")
+        rec = {"frames": len(vf), "train": len(tr), "heldout": len(te), "seen_by_pg": seen, "archs": {}}
         poisoned = {k: poison(g.net, x, g.eps) for k, g in pgs.items()}
         rec["psnr_db"] = {k: psnr(p, x) for k, p in poisoned.items()}
         pics = [to8(xt[:6])]
@@ -124,7 +127,7 @@ def main() -> None:
             rec["archs"][arch] = row
             print(video, arch, row, f"{time.time() - t0:.0f}s", flush=True)
         sheet(pics, RESULTS / "initiative" / f"reenactment_{Path(video).stem}.png")
-        if a.joint and vi == 0:
+        if a.joint and seen:
             from faceshield.generators import create_generator
 
             attr = create_generator("initiative")
@@ -144,7 +147,7 @@ def main() -> None:
             print("joint", rec["joint"], flush=True)
         record["videos"][video] = rec
         cols = list(pgs) + ["floor"]
-        md += [f"## {video} ({'the PG was trained on its other frames' if vi == 0 else 'a person the PG never saw'}; "
+        md += [f"## {video} ({'the PG was trained on its other frames' if seen else 'a person the PG never saw'}; "
                f"{len(tr)} training frames, {len(te)} held out; PSNR " + ", ".join(f"{k} {v} dB" for k, v in rec["psnr_db"].items()) + ")", "",
                "| translator | " + " | ".join(f"{c}: DSR | L1 | L2 | err clean → poisoned" for c in cols if any(c in r for r in rec["archs"].values())) + " |",
                "|---|" + "---|---|---|---|" * sum(any(c in r for r in rec["archs"].values()) for c in cols)]
