@@ -178,3 +178,19 @@ def test_cli_protect_with_the_generator(tmp_path, astronaut):
     assert rep["evaluation"]["linf"] <= round(rep["settings"]["eps_levels"])
     r = CliRunner().invoke(app, ["protect", str(src), "-o", str(tmp_path / "out2"), "--method", "generator", "--steps", "40"])
     assert r.exit_code == 2 and "--steps" in r.output and not (tmp_path / "out2").exists()
+
+
+def test_reenactment_generator_poisons_every_frame_of_a_video_within_its_budget(tmp_path, make_clip):
+    """`--method generator:reenactment`: one forward pass a frame, at most its 8 levels, and a
+    record of the video it was trained on (what it protects against is measured by
+    benchmarks/initiative_reenactment.py: it needs a forger trained on the poisoned frames)."""
+    from faceshield.pipeline.video import protect_video
+
+    g = create_generator("reenactment")
+    assert target_info("reenactment").trained_against == ("reenactment-surrogate",) and g.record["data"]["video"].endswith(".mp4")
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=6, size=160, audio=False)
+    s = protect_video(src, tmp_path / "out.mp4", ProtectConfig(method="generator:reenactment"), crf=10, measure=False)
+    with_face = sum(1 for c in s.faces_per_frame if c)
+    assert with_face >= 4 and s.key_frames == with_face
+    assert s.settings["eps_levels"] == pytest.approx(8.0, abs=1e-3) and 0 < s.linf <= 8
