@@ -169,11 +169,11 @@ def load_perturbation_generator(path, info: TargetInfo):
 GENERATOR_INFOS: dict[str, TargetInfo] = {}
 
 
-def _generator_entry(name: str, package_file: str, env: str, trained_against: tuple[str, ...], description: str, script: str) -> None:
+def _generator_entry(name: str, package_file: str, env: str, trained_against: tuple[str, ...], description: str, script: str, data: str = "CelebA") -> None:
     info = GENERATOR_INFOS[name] = TargetInfo(
         name=name,
         kind=TargetKind.GENERATOR,
-        weights=f"ours ({script} on CelebA, package data {package_file}); ${env}",
+        weights=f"ours ({script} on {data}, package data {package_file}); ${env}",
         description=description,
         inputs="aligned CelebA crop, 64 px, RGB in [0, 1]; output: a perturbation within its eps (one forward pass)",
         trained_against=trained_against,
@@ -196,7 +196,8 @@ _generator_entry("initiative", "initiative64.pt", "FACESHIELD_INITIATIVE", ("sur
                  "against the shipped StarGAN", "faceshield.training.initiative")
 _generator_entry("reenactment", "reenactment64.pt", "FACESHIELD_REENACTMENT", ("reenactment-surrogate",),
                  "Initiative Defense against face reenactment (seed 003, Eq. 11): poisons a person's video so that a landmark-to-face "
-                 "translator trained on it renders them badly; trained alternately with its own surrogate translator", "faceshield.training.reenactment")
+                 "translator trained on it renders them badly; trained alternately with its own surrogate translator", "faceshield.training.reenactment",
+                 data="one person's video")
 _generator_entry("combined", "combined64.pt", "FACESHIELD_GENERATOR", ("stargan", "meso4-df", "mtcnn", "fan"),
                  "one forward pass against both kinds of DeepFake step: StarGAN's edits disrupted (and caught by Meso4 (DF)) and "
                  "MTCNN's and FAN's landmarks broken", "faceshield.training.disrupter")
