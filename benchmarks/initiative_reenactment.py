@@ -16,7 +16,7 @@ against the clean ones. ``--joint`` adds Fig. 8's scenario: the frames protected
 attribute-editing PG (``generator:initiative``) and then the reenactment PG, measured against our
 StarGAN (DSR at L2 >= 0.05 over its five domains, gray-box) and against the ``unet`` forger.
 
-    python benchmarks/initiative_reenactment.py --pg out/train/reenactment64.pt --pg-dagger out/train/reenactment64_dagger.pt --joint
+    python benchmarks/initiative_reenactment.py --config benchmarks/configs/initiative_reenactment.yaml
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from _common import DATA, RESULTS, ROOT, environment, write
 from faceshield.training.reenactment import (DISRUPTED_L1, TRANSLATORS, load_pg, masked_l1, poison, resolve_video, train_translator,
@@ -90,6 +91,14 @@ def main() -> None:
     ap.add_argument("--joint", action="store_true", help="add Fig. 8's joint scenario (generator:initiative, then the PG)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="initiative/reenactment_table2")
+    ap.add_argument("--config", type=Path, default=None, help="a YAML file of these settings (keys as the options, with underscores); options given win")
+    pre, _ = ap.parse_known_args()
+    if pre.config is not None:
+        conf = yaml.safe_load(pre.config.read_text()) or {}
+        unknown = set(conf) - {x.dest for x in ap._actions}
+        if unknown:
+            ap.error(f"{pre.config}: unknown settings {', '.join(sorted(unknown))}")
+        ap.set_defaults(**conf)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.environ.setdefault("FACESHIELD_DATA", str(DATA))
@@ -97,10 +106,10 @@ def main() -> None:
     pgs = {"defense": load_pg(a.pg)}
     if a.pg_dagger:
         pgs["defense_dagger"] = load_pg(a.pg_dagger)
-    record = {"settings": vars(a), "environment": environment(), "disrupted_l1": DISRUPTED_L1, "videos": {}}
+    record = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "environment": environment(), "disrupted_l1": DISRUPTED_L1, "videos": {}}
     (RESULTS / "initiative").mkdir(parents=True, exist_ok=True)
     md = ["# Initiative Defense against face reenactment (Table 2's shape)", "",
-          "`python benchmarks/initiative_reenactment.py " + " ".join(_flag(k, v) for k, v in vars(a).items() if v not in (None, False) and k != "name") + "`",
+          "`python benchmarks/initiative_reenactment.py " + " ".join(_flag(k, v) for k, v in vars(a).items() if v not in (None, False) and k not in ("name", "config")) + "`",
           "", f"Forgers trained {a.iters} steps each (L1, batch 8); DSR: held-out frames with L1(M(z), M'(z)) >= {DISRUPTED_L1} on [-1, 1]; "
           "err: each model's L1 to the real frame inside the face oval.", ""]
     for video in a.videos:
