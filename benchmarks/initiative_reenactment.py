@@ -135,7 +135,8 @@ def main() -> None:
                 row["floor"] = compare(m, train_translator(arch, x, z, iters=a.iters, seed=1), zt, xt, mt)
             rec["archs"][arch] = row
             print(video, arch, row, f"{time.time() - t0:.0f}s", flush=True)
-        sheet(pics, RESULTS / "initiative" / f"reenactment_{Path(video).stem}.png")
+        if len(pics) > 1:  # real | M(z) | M'(z) of the first PG: only a run with the unet forger has them
+            sheet(pics, RESULTS / "initiative" / f"reenactment_{Path(video).stem}.png")
         if a.joint and seen:
             from faceshield.generators import create_generator
 

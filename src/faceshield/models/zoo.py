@@ -196,7 +196,7 @@ _generator_entry("initiative", "initiative64.pt", "FACESHIELD_INITIATIVE", ("sur
                  "against the shipped StarGAN", "faceshield.training.initiative")
 _generator_entry("reenactment", "reenactment64.pt", "FACESHIELD_REENACTMENT", ("reenactment-surrogate",),
                  "Initiative Defense against face reenactment (seed 003, Eq. 11): poisons a person's video so that a landmark-to-face "
-                 "translator trained on it renders them badly; trained alternately with its own surrogate translator", "faceshield.training.reenactment",
+                 "translator trained on it renders them badly; trained against its own surrogate translator (the † variant: it measured better)", "faceshield.training.reenactment",
                  data="one person's video")
 _generator_entry("combined", "combined64.pt", "FACESHIELD_GENERATOR", ("stargan", "meso4-df", "mtcnn", "fan"),
                  "one forward pass against both kinds of DeepFake step: StarGAN's edits disrupted (and caught by Meso4 (DF)) and "
