@@ -39,8 +39,8 @@ def test_a_video_without_faces_is_refused(tmp_path, make_clip):
     src = tmp_path / "grey.mp4"
     make_clip(src, n=12, size=128, audio=False, faces=False)
     with pytest.raises(ValueError, match="at least 10"):
-        video_faces(src, cache=None)
-    assert not (tmp_path / "out").exists()
+        video_faces(src, cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # nothing cached for a refused video
 
 
 def test_drawing_follows_the_contours(astronaut):

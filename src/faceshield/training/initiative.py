@@ -142,6 +142,20 @@ def distortion(sm: StarGANGenerator, pg: PerturbationNet, x: torch.Tensor, label
     return float(torch.stack([(sm(xp, c) - sm(x, c)).pow(2).flatten(1).mean(1) for c in conds]).mean())
 
 
+def poison_and_critic_step(pg: nn.Module, db: nn.Module, o_db: torch.optim.Optimizer, x: torch.Tensor, eps: float, lam_gp: float,
+                           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage B's first half: the poisoned faces ``x' = x + eps PG(x)`` (Eq. 2; ``x`` ``(B, 3, S, S)``
+    in [-1, 1], ``eps`` in [0, 1] units) and one WGAN-GP step of the critic D_B between ``x`` and
+    ``x'`` (Eq. 5). Returns ``x'`` (with PG's graph, for ``L_B`` and the influence loss) and D_B's loss."""
+    x01 = (x + 1) / 2
+    xp = (x01 + eps * pg(x01)).clamp(0, 1) * 2 - 1
+    d_loss = -db(x)[0].mean() + db(xp.detach())[0].mean() + lam_gp * gradient_penalty(db, x, xp.detach(), gen)
+    o_db.zero_grad(set_to_none=True)
+    d_loss.backward()
+    o_db.step()
+    return xp, d_loss
+
+
 def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every: int = 100) -> dict:
     """Train (or resume) and ship PG_best to ``out`` (fp16) with its sidecar ``out.json``."""
     rng, gen = seed_everything(cfg.seed, cfg.threads)
@@ -179,12 +193,7 @@ def train(cfg: InitiativeTrainConfig, out: Path, log_every: int = 25, save_every
         if not cfg.alternate and it <= cfg.sm_pretrain:
             continue
         # stage B: D_B, then PG
-        x01 = (x + 1) / 2
-        xp = (x01 + eps * pg(x01)).clamp(0, 1) * 2 - 1
-        d_loss = -db(x)[0].mean() + db(xp.detach())[0].mean() + cfg.lam_gp * gradient_penalty(db, x, xp.detach(), gen)
-        o_db.zero_grad(set_to_none=True)
-        d_loss.backward()
-        o_db.step()
+        xp, d_loss = poison_and_critic_step(pg, db, o_db, x, eps, cfg.lam_gp, gen)
         doms = [STARGAN_DOMAINS[int(k)] for k in rng.choice(len(STARGAN_DOMAINS), cfg.domains_per_step, replace=False)]
         conds = domain_conditions(c_org, doms)
         l_ab, parts = influence(sm, da, x, xp, c_org, conds, cfg)

@@ -330,7 +330,8 @@ def influence(sm: nn.Module, mp: nn.Module, x: torch.Tensor, xp: torch.Tensor, z
 
 def train(cfg: ReenactmentTrainConfig, out: Path, log_every: int = 25) -> dict:
     """Train PG (Alg. 1, data-based) and ship PG_best to ``out`` (fp16) with its sidecar."""
-    from faceshield.training.gan import gradient_penalty, seed_everything, ship_generator
+    from faceshield.training.gan import seed_everything, ship_generator
+    from faceshield.training.initiative import poison_and_critic_step
 
     rng, gen = seed_everything(cfg.seed, cfg.threads)
     vf = video_faces(resolve_video(cfg.video), cfg.size)
@@ -363,12 +364,7 @@ def train(cfg: ReenactmentTrainConfig, out: Path, log_every: int = 25) -> dict:
         if not cfg.alternate and it == cfg.sm_pretrain + 1:
             mp.load_state_dict(sm.state_dict())  # †: TM always starts from the frozen clean SM
         # stage B: D_B, then PG through the temporary model TM
-        x01 = (x + 1) / 2
-        xp = (x01 + eps * pg(x01)).clamp(0, 1) * 2 - 1
-        d_loss = -db(x)[0].mean() + db(xp.detach())[0].mean() + cfg.lam_gp * gradient_penalty(db, x, xp.detach(), gen)
-        o_db.zero_grad(set_to_none=True)
-        d_loss.backward()
-        o_db.step()
+        xp, d_loss = poison_and_critic_step(pg, db, o_db, x, eps, cfg.lam_gp, gen)
         infl = influence(sm, mp, x, xp, z, m, cfg.lookahead_lr)
         loss = infl + cfg.lam * -db(xp)[0].mean()
         o_pg.zero_grad(set_to_none=True)
