@@ -95,3 +95,38 @@ def test_conditions_follow_stargan_create_labels():
     assert g.condition("Young", own).tolist() == [1, 0, 0, 1, 1]
     with pytest.raises(ValueError, match="unknown domain 'Bald'.*Black_Hair"):
         g.condition("Bald", own)
+
+
+@pytest.mark.parametrize("arch,levels", [("conv", 2), ("unet", 4)])
+def test_other_architectures_and_domain_sets_load_from_their_sidecar(tmp_path, arch, levels):
+    """The black-box targets of seed 003 Table 1: a plain conv body and pix2pix's U-Net, and a
+    "DD" editor on another domain set; the sidecar's architecture and domains come back through
+    the registry, and the edit follows the condition."""
+    from faceshield.training.celeba import DD_DOMAINS
+
+    torch.manual_seed(0)
+    cfg = StarGANConfig(c_dim=len(DD_DOMAINS), repeat_num=levels, arch=arch)
+    ref = StarGANGenerator(cfg)
+    path = tmp_path / f"{arch}.pt"
+    torch.save(ref.state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps({"model": cfg.to_dict(), "domains": list(DD_DOMAINS)}))
+    g = create_target("stargan", weights=str(path), cached=False)
+    assert g.domains == DD_DOMAINS and target_info("stargan").domains == STARGAN_DOMAINS  # the registry's entry is untouched
+    own = {"Bangs": 0.9, "Smiling": 0.2}
+    c = g.condition("Smiling", own)
+    assert c.tolist() == [1, 0, 0, 0, 1]  # the edited attribute flipped, the others kept
+    x = (torch.rand(2, 3, 64, 64) * 2 - 1).requires_grad_()
+    out = g(x, c.expand(2, -1))
+    assert out.shape == x.shape and out.abs().max() <= 1
+    assert not torch.allclose(out, g(x, g.condition("Bangs", own).expand(2, -1)))
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0  # differentiable, so attacks can be made on it
+    with torch.no_grad():
+        assert torch.allclose(out, ref(x, c.expand(2, -1)))
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="arch: expected"):
+        StarGANGenerator(StarGANConfig(arch="transformer"))
+    with pytest.raises(ValueError, match="tanh"):
+        StarGANGenerator(StarGANConfig(arch="unet", output="attention"))

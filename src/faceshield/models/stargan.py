@@ -35,6 +35,7 @@ class StarGANConfig:
     track_stats: bool = False  # the reference's InstanceNorm2d(track_running_stats=True)
     d_conv_dim: int = 32
     d_repeat_num: int = 4
+    arch: str = "resnet"  # "resnet" (the reference), "conv" or "unet" (see StarGANGenerator)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,8 +66,51 @@ class ResidualBlock(nn.Module):
         return x + self.main(x)
 
 
+class UNetBody(nn.Module):
+    """pix2pix's U-Net generator (Isola et al. 2017, ``unet_128`` / ``unet_256`` of the reference)
+    at any depth: ``levels`` stride-2 convolutions (4x4, instance norm, LeakyReLU 0.2; width
+    doubling up to 8x) and as many transposed convolutions (ReLU), each up level concatenated with
+    its down level, then ``tanh``. ``forward(h (B,in_ch,S,S)) -> (B,3,S,S)`` in [-1, 1]; ``S``
+    divisible by ``2**levels``."""
+
+    def __init__(self, in_ch: int, dim: int, levels: int, track: bool) -> None:
+        super().__init__()
+        if levels < 1:
+            raise ValueError(f"a U-Net needs at least one level, got {levels}")
+        widths = [min(dim * 2**i, dim * 8) for i in range(levels)]
+        self.down = nn.ModuleList()
+        c = in_ch
+        for i, w in enumerate(widths):
+            norm = [] if i in (0, levels - 1) else [_norm(w, track)]
+            self.down.append(nn.Sequential(nn.Conv2d(c, w, 4, 2, 1, bias=False), *norm, nn.LeakyReLU(0.2, inplace=True)))
+            c = w
+        self.up = nn.ModuleList()
+        for i in reversed(range(levels)):
+            out = widths[i - 1] if i > 0 else dim
+            cin = c if i == levels - 1 else c * 2
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(cin, out, 4, 2, 1, bias=False), _norm(out, track), nn.ReLU(inplace=True)))
+            c = out
+        self.head = nn.Sequential(nn.Conv2d(c + in_ch, 3, 3, 1, 1), nn.Tanh())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        skips = [h]
+        for layer in self.down:
+            skips.append(layer(skips[-1]))
+        y = skips.pop()
+        for k, layer in enumerate(self.up):
+            y = layer(y if k == 0 else torch.cat([y, skips.pop()], 1))
+        return self.head(torch.cat([y, skips.pop()], 1))
+
+
 class StarGANGenerator(nn.Module):
-    """``forward(x (B,3,S,S) in [-1,1], c (B,c_dim)) -> (B,3,S,S) in [-1,1]``."""
+    """``forward(x (B,3,S,S) in [-1,1], c (B,c_dim)) -> (B,3,S,S) in [-1,1]``.
+
+    ``config.arch`` picks the body (all take the image with the condition maps concatenated):
+    ``"resnet"`` is the reference (two stride-2 convolutions, ``repeat_num`` residual blocks, two
+    transposed convolutions); ``"conv"`` the same with plain conv-norm-ReLU layers in place of
+    the residual blocks (no skip connection anywhere); ``"unet"`` pix2pix's U-Net with
+    ``repeat_num`` levels (:class:`UNetBody`). The last two are black-box targets of other
+    architectures (seed 003 Table 1)."""
 
     def __init__(self, cfg: StarGANConfig = StarGANConfig()) -> None:
         super().__init__()
@@ -77,7 +121,17 @@ class StarGANGenerator(nn.Module):
         for _ in range(2):
             layers += [nn.Conv2d(d, d * 2, 4, 2, 1, bias=False), _norm(d * 2, t), nn.ReLU(inplace=True)]
             d *= 2
-        layers += [ResidualBlock(d, t) for _ in range(cfg.repeat_num)]
+        if cfg.arch not in ("resnet", "conv", "unet"):
+            raise ValueError(f"arch: expected 'resnet', 'conv' or 'unet', got {cfg.arch!r}")
+        if cfg.arch == "unet":
+            if cfg.output != "tanh":
+                raise ValueError(f"arch 'unet' has the 'tanh' output only, got {cfg.output!r}")
+            self.main = UNetBody(3 + cfg.c_dim, cfg.conv_dim, cfg.repeat_num, t)
+            return
+        if cfg.arch == "conv":
+            layers += [nn.Sequential(nn.Conv2d(d, d, 3, 1, 1, bias=False), _norm(d, t), nn.ReLU(inplace=True)) for _ in range(cfg.repeat_num)]
+        else:
+            layers += [ResidualBlock(d, t) for _ in range(cfg.repeat_num)]
         for _ in range(2):
             layers += [nn.ConvTranspose2d(d, d // 2, 4, 2, 1, bias=False), _norm(d // 2, t), nn.ReLU(inplace=True)]
             d //= 2

@@ -9,6 +9,8 @@ format raises ``ValueError`` naming it and what was expected.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -57,10 +59,12 @@ def stargan(weights: str | None = None) -> StarGANEditor:
         cfg = StarGANConfig(**meta["model"]) if meta and "model" in meta else official_config(sd)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}; expected {expect}") from None
-    if cfg.c_dim != len(STARGAN_DOMAINS):
-        raise ValueError(f"{path}: a StarGAN generator with {cfg.c_dim} conditions; expected {len(STARGAN_DOMAINS)} (the CelebA domains {', '.join(STARGAN_DOMAINS)})")
+    domains = tuple(meta["domains"]) if meta and meta.get("domains") else STARGAN_DOMAINS
+    if cfg.c_dim != len(domains):
+        raise ValueError(f"{path}: a StarGAN generator with {cfg.c_dim} conditions; expected {len(domains)} (the CelebA domains {', '.join(domains)})")
     g = _load_strict(StarGANGenerator(cfg), sd, path, "StarGAN generator", expect)
-    return StarGANEditor(g, STARGAN_INFO, cfg.size)
+    info = STARGAN_INFO if domains == STARGAN_DOMAINS else dataclasses.replace(STARGAN_INFO, domains=domains)
+    return StarGANEditor(g, info, cfg.size)
 
 
 GANIMATION_INFO = TargetInfo(

@@ -20,6 +20,18 @@ import numpy as np
 
 from faceshield.models.manipulator import EXPRESSION_AUS, HAIR_DOMAINS, STARGAN_DOMAINS  # noqa: F401  (re-exported)
 
+#: CelebA's 40 attribute names, in the order of ``list_attr_celeba.txt``.
+ATTRIBUTE_NAMES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair",
+    "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
+    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
+    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+
+#: The other domain set of the "DD" black-box target (seed 003 Table 1): five CelebA attributes
+#: that none of :data:`STARGAN_DOMAINS` shares, each flipped by an edit.
+DD_DOMAINS = ("Bangs", "Eyeglasses", "Gray_Hair", "Pale_Skin", "Smiling")
+
 
 def data_root() -> Path:
     """``$FACESHIELD_DATA`` or ``../shared/data`` (relative to the working directory)."""

@@ -65,6 +65,7 @@ class StarGANTrainConfig:
     seed: int = 0
     threads: int = 1
     holdout: float = 0.1
+    domains: tuple = STARGAN_DOMAINS  # CelebA attribute names, in condition order (others: the "DD" targets)
     model: dict = field(default_factory=lambda: StarGANConfig().to_dict())
 
 
@@ -107,7 +108,7 @@ def train(cfg: StarGANTrainConfig, out: Path, log_every: int = 50, save_every: i
     rng, gen = seed_everything(cfg.seed, cfg.threads)
     mcfg = StarGANConfig(**cfg.model)
     ds = load_celeba("train", size=mcfg.size, holdout=cfg.holdout, seed=0)
-    labels = ds.labels(STARGAN_DOMAINS)
+    labels = ds.labels(tuple(cfg.domains))
     G, D = StarGANGenerator(mcfg), StarGANDiscriminator(mcfg)
     og = torch.optim.Adam(G.parameters(), cfg.lr, betas=(0.5, 0.999))
     od = torch.optim.Adam(D.parameters(), cfg.lr, betas=(0.5, 0.999))
@@ -128,7 +129,7 @@ def train(cfg: StarGANTrainConfig, out: Path, log_every: int = 50, save_every: i
             acc = {"d": 0.0, "g": 0.0, "cls_fake": 0.0, "rec": 0.0, "n_g": 0}
         if it % save_every == 0 or it == cfg.iters:
             ckpt.save(it, history, time.time() - t0)
-    meta = {"model": mcfg.to_dict(), "domains": list(STARGAN_DOMAINS), "train": asdict(cfg),
+    meta = {"model": mcfg.to_dict(), "domains": list(cfg.domains), "train": asdict(cfg),
             "history_columns": ["iter", "d_loss", "g_loss", "cls_acc_fake", "rec_l1", "seconds"], "history": history}
     return ship_generator(out, G, meta, ds, cfg.threads, time.time() - t0, cfg.holdout)
 
@@ -144,12 +145,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--conv-dim", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--arch", choices=("resnet", "conv", "unet"), default="resnet", help="the generator's body: the reference's residual blocks, plain conv layers, or pix2pix's U-Net with --repeat levels")
+    ap.add_argument("--domains", default=",".join(STARGAN_DOMAINS), help="comma-separated CelebA attributes to edit (hair colours among them are one-hot)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="out/train/stargan64.pt")
     a = ap.parse_args(argv)
-    model = StarGANConfig(size=a.size, conv_dim=a.conv_dim, repeat_num=a.repeat).to_dict()
-    cfg = StarGANTrainConfig(iters=a.iters, batch=a.batch, lr=a.lr, n_critic=a.n_critic, lambda_cls_g=a.lambda_cls_g, lr_restart=a.lr_restart, seed=a.seed, threads=a.threads, model=model)
+    domains = tuple(d.strip() for d in a.domains.split(",") if d.strip())
+    from faceshield.training.celeba import ATTRIBUTE_NAMES
+    unknown = [d for d in domains if d not in ATTRIBUTE_NAMES]
+    if unknown or not domains:
+        ap.error(f"--domains: unknown CelebA attributes {unknown}; expected names among {', '.join(ATTRIBUTE_NAMES)}")
+    model = StarGANConfig(size=a.size, c_dim=len(domains), conv_dim=a.conv_dim, repeat_num=a.repeat, arch=a.arch).to_dict()
+    cfg = StarGANTrainConfig(domains=domains, iters=a.iters, batch=a.batch, lr=a.lr, n_critic=a.n_critic, lambda_cls_g=a.lambda_cls_g, lr_restart=a.lr_restart, seed=a.seed, threads=a.threads, model=model)
     meta = train(cfg, Path(a.out))
     print(json.dumps({"seconds": meta["seconds"]}))
 
