@@ -8,6 +8,7 @@
 * a before/after grid of edits (docs/manipulators/<model>_grid.png).
 
     python benchmarks/manipulator_quality.py --model stargan --n 400 --out benchmarks/results/manipulators
+    python benchmarks/manipulator_quality.py --model stargan --weights out/train/stargan_unet.pt --label stargan_unet --n 200
 """
 from __future__ import annotations
 
@@ -31,12 +32,15 @@ from faceshield.training.classifier import to_tensor
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="stargan")
+    ap.add_argument("--weights", default=None, help="another file for the model (e.g. a black-box target of initiative_blackbox.yaml), with its sidecar")
+    ap.add_argument("--label", default=None, help="the name of the result files (default: --model)")
     ap.add_argument("--n", type=int, default=400, help="held-out faces")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "manipulators")
     ap.add_argument("--grid", type=Path, default=ROOT.parent / "docs" / "manipulators")
     args = ap.parse_args()
     torch.manual_seed(0)
-    g = create_target(args.model)
+    g = create_target(args.model, weights=args.weights, cached=False)
+    label = args.label or args.model
     clf, names = load_attribute_classifier()
     te = load_celeba("test", size=g.size, limit=args.n, root=DATA / "celeba")
     x = to_tensor(te.images)
@@ -67,9 +71,9 @@ def main() -> None:
         print(d, rows[d], flush=True)
     mean = round(float(np.mean([r["target_read"] for r in rows.values()])), 3)
     args.out.mkdir(parents=True, exist_ok=True)
-    rec = {"model": args.model, "heldout_faces": len(x), "domains": rows, "target_read_mean": mean, "env": environment(),
+    rec = {"model": args.model, "weights": args.weights or "registry", "heldout_faces": len(x), "domains": rows, "target_read_mean": mean, "env": environment(),
            "notes": "held-out identities (CelebA split by identity, seed 0); target read = the 40-attribute classifier (also trained on the training identities only) reads the target; cycle L1 in [-1, 1] units"}
-    (args.out / f"{args.model}.json").write_text(json.dumps(rec, indent=1) + "\n")
+    (args.out / f"{label}.json").write_text(json.dumps(rec, indent=1) + "\n")
     # grid: rows = faces, columns = input then one edit per domain
     cols = [x[:8]] + grid_cols
     tiles = torch.stack(cols, 1).flatten(0, 1)  # (8 * (1 + D), 3, S, S)
@@ -79,7 +83,7 @@ def main() -> None:
     grid = np.concatenate(rows_img, 0)
     grid = cv2.resize(grid, (grid.shape[1] * 2, grid.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
     args.grid.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.grid / f"{args.model}_grid.png"), grid[:, :, ::-1])
+    cv2.imwrite(str(args.grid / f"{label}_grid.png"), grid[:, :, ::-1])
     print(json.dumps({"target_read_mean": mean}))
 
 
