@@ -73,7 +73,7 @@ class Checkpoint:
         """``(first iteration, history, seconds spent)``: ``(1, [], 0)`` without a checkpoint."""
         if not self.path.is_file():
             return 1, [], 0.0
-        st = torch.load(self.path, map_location="cpu", weights_only=False)  # our own checkpoint (it holds rng states)
+        st = torch.load(self.path, map_location="cpu", weights_only=True)  # rng states are plain dicts and tensors: no pickle runs
         self.G.load_state_dict(st["G"]), self.og.load_state_dict(st["og"])
         if self.D is not None:
             self.D.load_state_dict(st["D"]), self.od.load_state_dict(st["od"])

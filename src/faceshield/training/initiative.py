@@ -252,7 +252,7 @@ def save_surrogate(sm: StarGANGenerator, scfg: StarGANConfig, cfg: InitiativeTra
 def export_surrogate(ckpt: Path, out: Path) -> dict:
     """Write the surrogate of a training checkpoint ``ckpt`` (``NAME.ckpt``) to ``out`` (see
     :func:`save_surrogate`), for runs that ended before it was saved."""
-    st = torch.load(ckpt, map_location="cpu", weights_only=False)  # our own checkpoint (it holds rng states)
+    st = torch.load(ckpt, map_location="cpu", weights_only=True)  # rng states are plain dicts and tensors: no pickle runs
     cfg = InitiativeTrainConfig()
     scfg = StarGANConfig(**cfg.sm)
     sm = StarGANGenerator(scfg)
