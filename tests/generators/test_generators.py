@@ -78,6 +78,25 @@ def test_perturber_stays_within_eps_after_rounding_and_touches_only_the_faces(as
         GeneratorPerturber(g, mats, eps=10 / 255)
 
 
+def test_native_resolution_generator_runs_each_face_at_its_own_side(astronaut, tmp_path):
+    """A generator with ``max_size`` runs each face at one crop pixel per photo pixel (clamped to
+    [size, max_size], a multiple of the net's down-sampling), still within eps after rounding."""
+    cfg = PerturberConfig(size=64, conv_dim=8, blocks=1, depth=2, max_size=256)
+    g = load_perturbation_generator(_write(tmp_path, cfg=cfg), GENERATOR_INFOS["breaker-landmarks"])
+    faces = create_extractor("mtcnn").detect(astronaut)
+    mats = np.stack([crop_matrix(five_points(f), g.size, g.template) for f in faces])
+    native = g.size / np.sqrt(abs(np.linalg.det(mats[0, :, :2])))  # the face's crop side in photo pixels
+    seen = []
+    g.net.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[-1]))
+    out = to_uint8(GeneratorPerturber(g, mats)(to_tensor(astronaut)))
+    assert seen == [g.side(64 / native)] and seen[0] % 4 == 0 and abs(seen[0] - min(max(native, 64), 256)) <= 2
+    assert 64 < seen[0] <= 256  # the astronaut's face is larger than the 64 px crop
+    assert np.abs(out.astype(int) - astronaut.astype(int)).max() <= 8
+    assert g.side(10.0) == 64 and g.side(0.01) == 256
+    with pytest.raises(ValueError, match="max_size"):
+        PerturberConfig(size=64, max_size=32)
+
+
 def test_generators_are_listed_and_never_targets():
     gens = list_targets(family="generator")
     assert DEFAULT_GENERATOR in gens and not set(gens) & set(list_targets(white_box=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from faceshield.generators import GeneratorPerturber
@@ -41,3 +42,23 @@ def test_through_photo_is_the_crop_when_nothing_moves():
     xc, xp = through_photo(x, d, 1.0)
     assert torch.allclose(xc, x, atol=1e-5)
     assert torch.allclose(xp, ((x + d) * 255).round().clamp(0, 255) / 255, atol=1e-5)
+
+
+def test_landmark_generator_trains_on_sharp_photos_at_several_sides(data_root, tmp_path, monkeypatch):
+    """``--data landmarks68 --max-size``: a landmark-only generator trained on the aligned HELEN /
+    AFW train photos at crop sides drawn per batch; it ships with its data source, and the settings
+    that cannot work are refused before any training."""
+    monkeypatch.setenv("FACESHIELD_DATA", str(data_root))
+    model = {**TINY, "max_size": 96}
+    cfg = DisrupterTrainConfig(iters=2, batch=2, manipulator="", detector="", landmarks=("mtcnn",), lm_scale=1.0, lm_images=6,
+                               data="landmarks68", sides=(64, 96), scales=(1.0,), train_images=6, model=model)
+    out = tmp_path / "lm.pt"
+    meta = train(cfg, out, log_every=1, save_every=1)
+    assert meta["data"]["source"].startswith("landmarks68/train") and meta["data"]["images"] == 6
+    assert meta["trained_against"] == ["mtcnn"] and all("lm_mtcnn" in h for h in meta["history"])
+    g = load_perturbation_generator(out, GENERATOR_INFOS["breaker-landmarks"])
+    assert g.net.config.max_size == 96 and g.side(0.5) == 96 and g.side(1.0) == 64
+    for bad in ({"sides": (70,)}, {"sides": (128,)}, {"manipulator": "stargan"}, {"data": "ffhq"}):
+        with pytest.raises(ValueError, match=next(iter(bad)) if "manipulator" not in bad else "data"):
+            train(DisrupterTrainConfig(**{**cfg.__dict__, **bad}), tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()

@@ -66,13 +66,17 @@ class GeneratorPerturber:
         n = self.matrices.shape[0]
         if n == 0:
             return torch.zeros_like(x)
-        idx = torch.zeros(n, dtype=torch.long)
         mats = self.matrices.to(x.dtype)
+        scales = mats[:, :, :2].det().abs().sqrt().tolist()  # crop pixels per photo pixel at the generator's size
+        sides = [self.g.side(s) for s in scales]
+        delta = torch.zeros_like(x)
         with torch.no_grad():
-            crops = warp_crops(x, mats, self.g.size, idx)
-            d = self.g(crops, self.eps)
-            m = feather_mask(self.g.size).expand(n, 1, -1, -1)
-            delta = paste_crops(torch.zeros_like(x), d, m, mats, idx)
+            for side in sorted(set(sides)):  # faces of one crop side go through in one batch
+                pick = [i for i, s in enumerate(sides) if s == side]
+                m_side = mats[pick] * (side / self.g.size)
+                idx = torch.zeros(len(pick), dtype=torch.long)
+                d = self.g(warp_crops(x, m_side, side, idx), self.eps)
+                delta = paste_crops(delta, d, feather_mask(side).expand(len(pick), 1, -1, -1), m_side, idx)
         return limit_chroma(delta, self.chroma).clamp(-self.eps, self.eps)
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, seed: int = 0) -> torch.Tensor:

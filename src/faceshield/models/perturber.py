@@ -41,6 +41,10 @@ class PerturberConfig:
         conv_dim: channels of the first layer.
         blocks: residual blocks (``resnet``).
         depth: down-sampling levels (``unet``; ``resnet`` always has 2).
+        max_size: 0: every face goes through at ``size``. Above 0: at the face's own resolution
+            (one crop pixel per photo pixel), its side clamped to ``[size, max_size]`` (a generator
+            trained on crops of several sides, so its pattern is not enlarged and blurred on the
+            photo; :meth:`PerturbationGenerator.side`).
     """
 
     size: int = 64
@@ -48,6 +52,7 @@ class PerturberConfig:
     conv_dim: int = 32
     blocks: int = 3
     depth: int = 3
+    max_size: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -57,6 +62,13 @@ class PerturberConfig:
                 raise ValueError(f"{k}: expected >= 1, got {getattr(self, k)}")
         if self.blocks < 0:
             raise ValueError(f"blocks: expected >= 0, got {self.blocks}")
+        if self.max_size and self.max_size < self.size:
+            raise ValueError(f"max_size: expected 0 or >= size ({self.size}), got {self.max_size}")
+
+    @property
+    def multiple(self) -> int:
+        """Crop sides must be multiples of this (the net's down-sampling)."""
+        return 4 if self.arch == "resnet" else 2 ** self.depth
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,6 +159,16 @@ class PerturbationGenerator(nn.Module):
     @property
     def differentiable(self) -> bool:
         return False  # a protector, never an attack target
+
+    def side(self, scale: float) -> int:
+        """Crop side for a face whose ``size`` px crop is ``scale`` crop pixels per photo pixel:
+        ``size`` for a fixed-size generator, else the face's own resolution (``size / scale``)
+        clamped to ``[size, max_size]`` and rounded to the net's multiple."""
+        cfg = self.net.config
+        if not cfg.max_size:
+            return self.size
+        side = min(max(self.size / max(scale, 1e-6), self.size), cfg.max_size)
+        return max(cfg.multiple, int(round(side / cfg.multiple)) * cfg.multiple)
 
     def forward(self, crops: torch.Tensor, eps: float | None = None) -> torch.Tensor:
         return (self.eps if eps is None else float(eps)) * self.net(crops)

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from faceshield.models import create_target
 from faceshield.models.perturber import PerturbationNet, PerturberConfig
-from faceshield.training.celeba import data_root, load_celeba
+from faceshield.training.celeba import CelebA, data_root, digest, load_celeba
 from faceshield.training.gan import Checkpoint, seed_everything, set_lr, ship_generator
 
 
@@ -72,6 +72,8 @@ class DisrupterTrainConfig:
     heldout_faces: int = 200
     train_images: int | None = None
     lr_restart: int = 0
+    data: str = "celeba"
+    sides: tuple[int, ...] = ()
     model: dict = field(default_factory=lambda: PerturberConfig().to_dict())
 
 
@@ -172,7 +174,6 @@ def landmark_faces(ds, names: tuple[str, ...], scale: float, n: int, cache: Path
     landmark extractor's own detector: ``(indices of the crops every extractor finds a face on,
     {name: (len(indices), 4) boxes of the largest face})``; cached in ``cache`` (``.npz``)."""
     from faceshield.models import create_extractor
-    from faceshield.training.celeba import digest
 
     key = f"{digest(ds)}:{','.join(names)}:{scale}:{n}"
     if cache.is_file():
@@ -194,6 +195,26 @@ def landmark_faces(ds, names: tuple[str, ...], scale: float, n: int, cache: Path
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, key=np.array(key), idx=out[0], **out[1])
     return out
+
+
+def aligned_photos(size: int, split: str = "train", limit: int | None = None) -> CelebA:
+    """The ``landmarks68`` photos of ``split`` (HELEN + AFW train, HELEN test; sharp, long side
+    <= 256 px) as CelebA-aligned crops of side ``size``: the five points of the ground-truth 68
+    (:func:`~faceshield.faces.align._mtcnn5_from_68`) put on :data:`CELEBA_TEMPLATE` with the
+    pipeline's antialiased warp. No labels (``attrs`` ``(N, 0)``), one identity per photo."""
+    from faceshield.deepfake.edit import crop_matrix
+    from faceshield.faces.align import _mtcnn5_from_68
+    from faceshield.faces.crop import warp_crops
+    from faceshield.models.manipulator import CELEBA_TEMPLATE
+    from faceshield.training.landmarks import list_split, load_rgb, read_pts, resolve_data_dir
+
+    files = list_split(resolve_data_dir(data_root()) / split)[:limit]
+    imgs = np.empty((len(files), size, size, 3), np.uint8)
+    for j, f in enumerate(files):
+        rgb = torch.from_numpy(load_rgb(f).astype(np.float32) / 255).permute(2, 0, 1)[None]
+        m = torch.from_numpy(crop_matrix(_mtcnn5_from_68(read_pts(f.with_suffix(".pts"))), size, CELEBA_TEMPLATE))[None]
+        imgs[j] = (warp_crops(rgb, m, size)[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    return CelebA(imgs, np.zeros((len(files), 0), np.float32), [], [f"{split}/{f.name}" for f in files], np.arange(len(files)))
 
 
 def _targets(cfg: DisrupterTrainConfig):
@@ -259,7 +280,18 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
     rng, gen = seed_everything(cfg.seed, cfg.threads)
     mcfg = PerturberConfig(**cfg.model)
     g, det = _targets(cfg)
-    ds = load_celeba("train", size=mcfg.size, holdout=cfg.holdout, seed=0, limit=cfg.train_images)
+    if cfg.data not in ("celeba", "landmarks68"):
+        raise ValueError(f"data: expected celeba or landmarks68, got {cfg.data!r}")
+    if cfg.data == "landmarks68" and g is not None:
+        raise ValueError("data: landmarks68 has no attribute labels; a manipulator trains on celeba")
+    bad = [s for s in cfg.sides if s % mcfg.multiple or not mcfg.size <= s <= (mcfg.max_size or mcfg.size)]
+    if bad:
+        raise ValueError(f"sides: each must be a multiple of {mcfg.multiple} in [size, max_size] = [{mcfg.size}, {mcfg.max_size or mcfg.size}]; got {bad}")
+    stored = mcfg.max_size or mcfg.size  # crops are stored at the largest side and shrunk per batch
+    if cfg.data == "landmarks68":
+        ds = aligned_photos(stored, limit=cfg.train_images)
+    else:
+        ds = load_celeba("train", size=stored, holdout=cfg.holdout, seed=0, limit=cfg.train_images)
     labels = ds.labels(g.domains) if g is not None else np.zeros((len(ds), 0), np.float32)
     lms, valid, boxes = {}, np.arange(len(ds)), {}
     if cfg.landmarks:
@@ -283,6 +315,10 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
         x = ds.images[pick].astype(np.float32) / 255.0
         x[flip] = x[flip, :, ::-1]
         x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+        if cfg.sides:  # the face's resolution: the crop side P runs at
+            side = int(rng.choice(cfg.sides))
+            if side != stored:
+                x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
         scale = float(rng.choice(cfg.scales))  # the size of the face in the photo, in crops
         jitter = torch.from_numpy(rng.uniform(-1, 1, (cfg.batch, 3)) * np.array([cfg.shift, cfg.shift, cfg.zoom])).float()
         c = None
@@ -293,12 +329,12 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
         rois = None
         if lms:  # each face's clean box, moved with the flip and the photo's scale
             at = np.searchsorted(valid, pick)
-            w = mcfg.size * cfg.lm_scale
+            w = stored * cfg.lm_scale
             rois = {}
             for k in lms:
                 r = boxes[k][at].copy()
                 r[flip] = np.stack([w - r[flip, 2], r[flip, 1], w - r[flip, 0], r[flip, 3]], 1)
-                rois[k] = r * (round(mcfg.size * scale) / w)
+                rois[k] = r * (max(x.shape[-1], round(x.shape[-1] * scale)) / w)
         loss, parts = objective(P, g, det, x, c, cfg, scale, jitter, lms, rois)
         op.zero_grad(set_to_none=True)
         loss.backward()
@@ -320,7 +356,8 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
             "loss": "seed 002 Eq. 7 (log-likelihood form of the detector terms; RMS hinge in levels)" + (" + c_lm x Landmark Breaker losses" if cfg.landmarks else ""),
             "train": asdict(cfg), "history": history,
             "heldout": heldout(P, cfg, cfg.heldout_faces) if g is not None else None}
-    return ship_generator(out, P, meta, ds, cfg.threads, seconds, cfg.holdout)
+    data = None if cfg.data == "celeba" else {"source": "landmarks68/train (HELEN train + AFW; the bench's HELEN test photos held out)", "images": len(ds), "digest": digest(ds)}
+    return ship_generator(out, P, meta, data or ds, cfg.threads, seconds, cfg.holdout)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
@@ -344,16 +381,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     ap.add_argument("--arch", default="resnet", choices=("resnet", "unet"))
     ap.add_argument("--conv-dim", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=3)
+    ap.add_argument("--size", type=int, default=64, help="crop side P is trained at (the smallest, with --max-size)")
+    ap.add_argument("--max-size", type=int, default=0, help="0: fixed-size crops; else P runs at each face's own resolution up to this side (train with --sides)")
+    ap.add_argument("--sides", default="", help="comma-separated crop sides drawn per batch (with --max-size), e.g. 128,160,192,224,256")
+    ap.add_argument("--data", default="celeba", choices=("celeba", "landmarks68"), help="training faces: CelebA (64 px) or the sharp landmarks68 train photos (landmark-only generators)")
+    ap.add_argument("--lm-scale", type=float, default=d.lm_scale, help="photo / crop size at which the training faces are detected for the landmark boxes")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads)
     ap.add_argument("--lr-restart", type=int, default=0, help="warm restart: the first N iterations follow the schedule of an N-iteration run (to extend a finished run by resuming it)")
     ap.add_argument("--heldout-faces", type=int, default=d.heldout_faces, help="held-out faces measured at the end")
     ap.add_argument("--out", default="out/train/disrupter_stargan64.pt")
     a = ap.parse_args(argv)
-    model = PerturberConfig(arch=a.arch, conv_dim=a.conv_dim, blocks=a.blocks).to_dict()
+    model = PerturberConfig(size=a.size, arch=a.arch, conv_dim=a.conv_dim, blocks=a.blocks, max_size=a.max_size).to_dict()
     cfg = DisrupterTrainConfig(iters=a.iters, batch=a.batch, lr=a.lr, eps_levels=a.eps, rms_levels=a.rms, c1=a.c1, c2=a.c2, c3=a.c3,
                                manipulator=a.manipulator, detector=a.detector, domains=tuple(x for x in a.domains.split(",") if x),
-                               landmarks=tuple(x for x in a.landmarks.split(",") if x), scales=tuple(float(x) for x in a.scales.split(",")), c_lm=a.c_lm, lm_images=a.lm_images, seed=a.seed, threads=a.threads, heldout_faces=a.heldout_faces, lr_restart=a.lr_restart, model=model)
+                               landmarks=tuple(x for x in a.landmarks.split(",") if x), scales=tuple(float(x) for x in a.scales.split(",")), c_lm=a.c_lm, lm_images=a.lm_images, lm_scale=a.lm_scale, data=a.data, sides=tuple(int(x) for x in a.sides.split(",") if x), seed=a.seed, threads=a.threads, heldout_faces=a.heldout_faces, lr_restart=a.lr_restart, model=model)
     meta = train(cfg, Path(a.out))
     print(json.dumps({"seconds": meta["seconds"], "heldout": meta["heldout"]}))
 
