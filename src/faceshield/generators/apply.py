@@ -6,7 +6,10 @@ so :func:`~faceshield.pipeline.image.protect_array` does not care which it runs.
 no loss, steps or step size: each face's CelebA-aligned crop (from the detector's five points,
 :func:`~faceshield.deepfake.edit.crop_matrix`) goes through the network once, and the crop's
 perturbation is pasted back into the photo through the inverse warp with a feathered border
-(:func:`~faceshield.faces.crop.paste_crops`). Pasting and feathering are convex combinations with
+(:func:`~faceshield.faces.crop.paste_crops`). A generator trained at several crop sides
+(``PerturberConfig.max_size``) gets each face at its own resolution, one crop pixel per photo pixel
+(:meth:`~faceshield.models.perturber.PerturbationGenerator.side`), so its pattern is not enlarged
+and blurred on a large face. Pasting and feathering are convex combinations with
 zero and the mask multiplies by at most 1, so ``|x_adv - x| <= eps`` at every pixel by construction;
 for an 8-bit photo the 8-bit rounding keeps it (``|round(255 x + d) - 255 x| <= k`` for ``|d| <= k``).
 """

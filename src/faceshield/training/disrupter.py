@@ -318,7 +318,7 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
         if cfg.sides:  # the face's resolution: the crop side P runs at
             side = int(rng.choice(cfg.sides))
             if side != stored:
-                x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+                x = (F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1) * 255).round() / 255  # an 8-bit photo
         scale = float(rng.choice(cfg.scales))  # the size of the face in the photo, in crops
         jitter = torch.from_numpy(rng.uniform(-1, 1, (cfg.batch, 3)) * np.array([cfg.shift, cfg.shift, cfg.zoom])).float()
         c = None
