@@ -161,6 +161,33 @@ def test_landmark_generators_move_fan_heatmaps_more_than_noise(astronaut, name):
     assert 1 - ours > 3 * (1 - noise), (ours, noise)
 
 
+def test_landmark_generator_moves_mtcnn_landmarks_more_than_noise(astronaut):
+    """``breaker-landmarks`` (trained at the face's own resolution against MTCNN's landmarks):
+    the O-Net points at the clean box move, in eye distances, more than with sign noise of the same
+    budget on the same pixels (which barely moves them), and the full pipeline's too."""
+    from faceshield.attacks import LandmarkDisplacementLoss
+    from faceshield.core.types import MTCNN5
+    from faceshield.metrics.nme import nme
+
+    g = create_generator("breaker-landmarks")
+    assert g.net.config.max_size > g.size  # runs each face at its own resolution
+    prot = protect_array(astronaut, ProtectConfig(method="generator:breaker-landmarks")).rgb
+    noise = _sign_noise_like(astronaut, prot, round(g.eps * 255))
+    mtcnn = create_extractor("mtcnn")
+    face = max(mtcnn.detect(astronaut), key=lambda f: f.area)
+    loss = LandmarkDisplacementLoss(mtcnn, [face.roi[None]])  # minus the NME at the clean box
+    x = to_tensor(astronaut)
+    with torch.no_grad():
+        ours, base = -float(loss(to_tensor(prot), x)), -float(loss(to_tensor(noise), x))
+    assert ours > 3 * base, (ours, base)
+
+    def moved(img):  # full pipeline, detector included: a lost face counts as moved
+        found = mtcnn.detect(img)
+        return np.inf if not found else nme(max(found, key=lambda f: f.area).points, face.points, MTCNN5)
+
+    assert moved(prot) > 2 * moved(noise)
+
+
 def test_shipped_generator_keeps_a_grey_photo_grey(astronaut):
     grey = np.repeat(astronaut.mean(2, keepdims=True).astype(np.uint8), 3, 2)
     out = protect_array(grey, ProtectConfig(method="generator")).rgb

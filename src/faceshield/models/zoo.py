@@ -173,13 +173,14 @@ def load_perturbation_generator(path, info: TargetInfo):
 GENERATOR_INFOS: dict[str, TargetInfo] = {}
 
 
-def _generator_entry(name: str, package_file: str, env: str, trained_against: tuple[str, ...], description: str, script: str, data: str = "CelebA") -> None:
+def _generator_entry(name: str, package_file: str, env: str, trained_against: tuple[str, ...], description: str, script: str, data: str = "CelebA",
+                     crop: str = "aligned CelebA crop, 64 px") -> None:
     info = GENERATOR_INFOS[name] = TargetInfo(
         name=name,
         kind=TargetKind.GENERATOR,
         weights=f"ours ({script} on {data}, package data {package_file}); ${env}",
         description=description,
-        inputs="aligned CelebA crop, 64 px, RGB in [0, 1]; output: a perturbation within its eps (one forward pass)",
+        inputs=f"{crop}, RGB in [0, 1]; output: a perturbation within its eps (one forward pass)",
         trained_against=trained_against,
     )
 
@@ -192,9 +193,10 @@ def _generator_entry(name: str, package_file: str, env: str, trained_against: tu
 _generator_entry("disrupter-stargan", "disrupter_stargan64.pt", "FACESHIELD_DISRUPTER", ("stargan", "meso4-df"),
                  "DeepFake Disrupter (seed 002, Eq. 7): distorts StarGAN's edits of the protected face for every domain, makes the edits "
                  "look fake to Meso4 (DF) and the protected face real", "faceshield.training.disrupter")
-_generator_entry("breaker-landmarks", "breaker_landmarks64.pt", "FACESHIELD_LANDMARK_GENERATOR", ("mtcnn", "fan"),
+_generator_entry("breaker-landmarks", "breaker_landmarks256.pt", "FACESHIELD_LANDMARK_GENERATOR", ("mtcnn", "fan"),
                  "Landmark Breaker as a generator (beyond seed 002): Eq. 7's training with the Landmark Breaker losses of MTCNN and FAN "
-                 "in place of the editor", "faceshield.training.disrupter")
+                 "in place of the editor, at the face's own resolution, eps 15 (visible; --eps scales it down)", "faceshield.training.disrupter",
+                 data="the landmarks68 train photos", crop="aligned face crop at the face's own resolution (128-256 px)")
 _generator_entry("initiative", "initiative64.pt", "FACESHIELD_INITIATIVE", ("surrogate",),
                  "Initiative Defense (seed 003, Alg. 1): a poison generator trained alternately with its own surrogate editor, never "
                  "against the shipped StarGAN", "faceshield.training.initiative")
