@@ -12,10 +12,11 @@ from faceshield.training.landmarks import list_split, resolve_data_dir
 
 out = sys.argv[1]
 photos = [np.array(Image.open(package_data("astronaut.png")).convert("RGB")), np.array(Image.open(list_split(resolve_data_dir() / "test")[0]).convert("RGB"))]
+mtcnn = create_extractor("mtcnn")
 rows = []
 for rgb in photos:
     prot = protect_array(rgb, ProtectConfig(method="generator:breaker-landmarks")).rgb
-    f = max(create_extractor("mtcnn").detect(rgb), key=lambda f: f.area)
+    f = max(mtcnn.detect(rgb), key=lambda f: f.area)
     x0, y0, x1, y1 = [int(v) for v in f.roi]
     pad = int(0.2 * (x1 - x0))
     x0, y0, x1, y1 = max(0, x0 - pad), max(0, y0 - pad), min(rgb.shape[1], x1 + pad), min(rgb.shape[0], y1 + pad)

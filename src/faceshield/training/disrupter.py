@@ -88,11 +88,16 @@ def _round8(x: torch.Tensor) -> torch.Tensor:
     return x + ((x * 255).round() / 255 - x).detach()
 
 
+def photo_side(s: int, scale: float) -> int:
+    """Side of the photo :func:`as_photo` makes of an ``s`` px crop ``scale`` x larger (never smaller)."""
+    return max(s, int(round(s * scale)))
+
+
 def as_photo(x01: torch.Tensor, delta: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The crops ``x01`` and their perturbations ``delta`` ``(B, 3, S, S)`` as photos ``scale`` x
     larger (bilinear, as the pipeline pastes), both rounded to 8 bits: ``(clean, protected)``."""
     s = x01.shape[-1]
-    big = max(s, int(round(s * scale)))
+    big = photo_side(s, scale)
     if big != s:
         xb = _round8(F.interpolate(x01, size=(big, big), mode="bilinear", align_corners=False).clamp(0, 1))
         db = F.interpolate(delta, size=(big, big), mode="bilinear", align_corners=False)
@@ -279,15 +284,15 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
     """Train (or resume) and ship ``out`` (fp16 state dict) with its sidecar ``out.json``; returns the sidecar."""
     rng, gen = seed_everything(cfg.seed, cfg.threads)
     mcfg = PerturberConfig(**cfg.model)
-    g, det = _targets(cfg)
+    stored = mcfg.max_size or mcfg.size  # crops are stored at the largest side and shrunk per batch
     if cfg.data not in ("celeba", "landmarks68"):
         raise ValueError(f"data: expected celeba or landmarks68, got {cfg.data!r}")
-    if cfg.data == "landmarks68" and g is not None:
+    if cfg.data == "landmarks68" and cfg.manipulator:
         raise ValueError("data: landmarks68 has no attribute labels; a manipulator trains on celeba")
-    bad = [s for s in cfg.sides if s % mcfg.multiple or not mcfg.size <= s <= (mcfg.max_size or mcfg.size)]
+    bad = [s for s in cfg.sides if s % mcfg.multiple or not mcfg.size <= s <= stored]
     if bad:
-        raise ValueError(f"sides: each must be a multiple of {mcfg.multiple} in [size, max_size] = [{mcfg.size}, {mcfg.max_size or mcfg.size}]; got {bad}")
-    stored = mcfg.max_size or mcfg.size  # crops are stored at the largest side and shrunk per batch
+        raise ValueError(f"sides: each must be a multiple of {mcfg.multiple} in [size, max_size] = [{mcfg.size}, {stored}]; got {bad}")
+    g, det = _targets(cfg)
     if cfg.data == "landmarks68":
         ds = aligned_photos(stored, limit=cfg.train_images)
     else:
@@ -334,7 +339,7 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
             for k in lms:
                 r = boxes[k][at].copy()
                 r[flip] = np.stack([w - r[flip, 2], r[flip, 1], w - r[flip, 0], r[flip, 3]], 1)
-                rois[k] = r * (max(x.shape[-1], round(x.shape[-1] * scale)) / w)
+                rois[k] = r * (photo_side(x.shape[-1], scale) / w)
         loss, parts = objective(P, g, det, x, c, cfg, scale, jitter, lms, rois)
         op.zero_grad(set_to_none=True)
         loss.backward()
@@ -356,8 +361,8 @@ def train(cfg: DisrupterTrainConfig, out: Path, log_every: int = 25, save_every:
             "loss": "seed 002 Eq. 7 (log-likelihood form of the detector terms; RMS hinge in levels)" + (" + c_lm x Landmark Breaker losses" if cfg.landmarks else ""),
             "train": asdict(cfg), "history": history,
             "heldout": heldout(P, cfg, cfg.heldout_faces) if g is not None else None}
-    data = None if cfg.data == "celeba" else {"source": "landmarks68/train (HELEN train + AFW; the bench's HELEN test photos held out)", "images": len(ds), "digest": digest(ds)}
-    return ship_generator(out, P, meta, data or ds, cfg.threads, seconds, cfg.holdout)
+    data = ds if cfg.data == "celeba" else {"source": "landmarks68/train (HELEN train + AFW; the bench's HELEN test photos held out)", "images": len(ds), "digest": digest(ds)}
+    return ship_generator(out, P, meta, data, cfg.threads, seconds, cfg.holdout)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
